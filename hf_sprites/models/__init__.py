@@ -1,0 +1,4 @@
+from .basic_unet import BasicUNet
+from .context_unet import ContextUnet
+
+__all__ = ["BasicUNet", "ContextUnet"]

@@ -1,0 +1,3 @@
+from .sprite_pipeline import SpritePipeline, SpritePipelineOutput
+
+__all__ = ["SpritePipeline", "SpritePipelineOutput"]
