@@ -7,6 +7,7 @@
 # diffusers' loader looks the base classes up by name on a component's library module: expose them here too.
 from diffusers import DiffusionPipeline, ModelMixin, SchedulerMixin
 
+from . import viz
 from .models import BasicUNet, ContextUnet
 from .pipelines import SpritePipeline, SpritePipelineOutput
 from .schedulers import CorruptScheduler, SpriteScheduler
