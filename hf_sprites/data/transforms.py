@@ -1,0 +1,159 @@
+"""Image preprocessing: PIL image → float tensor `(C, H, W)` in [-1, 1], built from torchvision transforms.
+
+Steps: composite transparency onto a background colour, convert to the model's channel count (1 = L,
+3 = RGB), resize (NEAREST keeps pixel-art palettes exact; bilinear for photos), optionally centre-crop,
+optionally flip, `ToTensor`, `Normalize(0.5, 0.5)`.
+
+Without `center_crop` the image is resized straight to `resolution x resolution` (square images, the
+usual case here, are not distorted); with it the shorter side is resized and the centre cut out.
+
+Example:
+    >>> from PIL import Image
+    >>> from hf_sprites.data import build_transform
+    >>> transform = build_transform(16, channels=3, background=(0, 0, 0))
+    >>> x = transform(Image.new("RGBA", (32, 32), (255, 0, 0, 0)))  # fully transparent red
+    >>> tuple(x.shape), x.min().item(), x.max().item()  # becomes the black background
+    ((3, 16, 16), -1.0, -1.0)
+"""
+
+import numpy as np
+import torch
+from PIL import Image, ImageColor
+from torchvision import transforms
+from torchvision.transforms import InterpolationMode
+
+from .errors import DataError
+
+INTERPOLATIONS = {"nearest": InterpolationMode.NEAREST, "bilinear": InterpolationMode.BILINEAR}
+_ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+
+
+def has_alpha(image: Image.Image) -> bool:
+    """True when the image carries transparency (an alpha band or a transparent palette / colour key)."""
+    return image.mode in _ALPHA_MODES or "transparency" in image.info
+
+
+def composite_on_background(image: Image.Image, background=(255, 255, 255)) -> Image.Image:
+    """Alpha-composite `image` over an opaque `background` colour; returns an RGB image."""
+    rgba = image.convert("RGBA")
+    canvas = Image.new("RGBA", rgba.size, tuple(background) + (255,))
+    return Image.alpha_composite(canvas, rgba).convert("RGB")
+
+
+class ToChannels:
+    """Flatten transparency onto `background`, then convert to L (channels=1) or RGB (channels=3)."""
+
+    def __init__(self, channels: int, background=(255, 255, 255)):
+        self.channels, self.background = channels, tuple(background)
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        if has_alpha(image):
+            image = composite_on_background(image, self.background)
+        return image.convert("L" if self.channels == 1 else "RGB")
+
+    def __repr__(self) -> str:
+        return f"ToChannels(channels={self.channels}, background={self.background})"
+
+
+class ImageTransform:
+    """The preprocessing for one model input size; call it on a PIL image. See `build_transform`."""
+
+    def __init__(
+        self,
+        resolution,
+        channels,
+        center_crop=False,
+        random_flip=False,
+        interpolation="nearest",
+        background=(255, 255, 255),
+    ):
+        _check_arguments(resolution, channels, interpolation)
+        self.resolution, self.channels = resolution, channels
+        self.center_crop, self.random_flip, self.interpolation = center_crop, random_flip, interpolation
+        self.background = parse_background(background)
+        self.pipeline = transforms.Compose(self._steps())
+
+    def _steps(self) -> list:
+        mode = INTERPOLATIONS[self.interpolation]
+        size = self.resolution if self.center_crop else (self.resolution, self.resolution)
+        steps = [ToChannels(self.channels, self.background), transforms.Resize(size, interpolation=mode)]
+        steps += [transforms.CenterCrop(self.resolution)] if self.center_crop else []
+        steps += [transforms.RandomHorizontalFlip()] if self.random_flip else []
+        return steps + [transforms.ToTensor(), transforms.Normalize([0.5], [0.5])]
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        return self.pipeline(image)
+
+    @property
+    def deterministic(self) -> bool:
+        """False when the transform draws random numbers (random flip)."""
+        return not self.random_flip
+
+    def from_pixels(self, pixels: np.ndarray) -> torch.Tensor | None:
+        """Transform a whole `uint8 (N, H, W[, C])` array at once, exactly as per-image calls would.
+
+        Returns None where that exactness cannot be promised (resizing, transparency, random flips); the
+        caller then falls back to per-image calls.
+        """
+        if not self.deterministic or pixels.dtype != np.uint8 or pixels.shape[1:3] != (self.resolution,) * 2:
+            return None
+        pixels = pixels[..., None] if pixels.ndim == 3 else pixels
+        if pixels.shape[-1] not in (1, 3):
+            return None
+        pixels = _match_channels(pixels, self.channels)
+        images = torch.from_numpy(np.array(pixels)).permute(0, 3, 1, 2).to(torch.float32)
+        return images.div_(255).sub_(0.5).div_(0.5)  # the same float ops as ToTensor + Normalize(0.5, 0.5)
+
+    def __repr__(self) -> str:
+        return f"ImageTransform({self.pipeline})"
+
+
+def build_transform(
+    resolution, channels, center_crop=False, random_flip=False, interpolation="nearest", background=(255, 255, 255)
+) -> ImageTransform:
+    """Return a callable PIL image → float tensor `(channels, resolution, resolution)` in [-1, 1].
+
+    Args:
+        resolution: output height and width.
+        channels: 1 (greyscale) or 3 (RGB), the model's `in_channels`.
+        center_crop: resize the shorter side then cut the centre, instead of resizing to a square.
+        random_flip: flip horizontally with probability 0.5 (per-item path; `DeviceBatcher` flips on its own).
+        interpolation: "nearest" (pixel art: keeps the palette) or "bilinear".
+        background: RGB tuple or colour name that transparent pixels become.
+    """
+    return ImageTransform(resolution, channels, center_crop, random_flip, interpolation, background)
+
+
+def parse_background(background) -> tuple[int, int, int]:
+    """An RGB tuple from a tuple/list of three 0..255 ints or a colour name/hex string."""
+    try:
+        rgb = ImageColor.getrgb(background)[:3] if isinstance(background, str) else tuple(int(v) for v in background)
+    except (ValueError, TypeError):
+        rgb = ()
+    if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
+        raise DataError(
+            f"background {background!r} is not a colour; "
+            "give three 0..255 values like (255, 255, 255) or a name like 'white'"
+        )
+    return rgb
+
+
+def _check_arguments(resolution, channels, interpolation) -> None:
+    if not isinstance(resolution, int) or resolution < 1:
+        raise DataError(f"resolution must be a positive integer, got {resolution!r}")
+    if channels not in (1, 3):
+        raise DataError(
+            f"channels must be 1 (greyscale) or 3 (RGB), got {channels!r}; set the model's in_channels to 1 or 3"
+        )
+    if interpolation not in INTERPOLATIONS:
+        raise DataError(f"interpolation must be one of {list(INTERPOLATIONS)}, got {interpolation!r}")
+
+
+def _match_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
+    """(N, H, W, 1|3) uint8 → (N, H, W, channels), with PIL's own integer RGB → L formula."""
+    if pixels.shape[-1] == channels:
+        return pixels
+    if channels == 3:
+        return np.repeat(pixels, 3, axis=-1)
+    weighted = pixels.astype(np.uint32) @ np.array([19595, 38470, 7471], dtype=np.uint32)
+    return ((weighted + 0x8000) >> 16).astype(np.uint8)[..., None]

@@ -1,0 +1,49 @@
+"""Shared test fixtures: the real data in ../shared, offline Hub mode, tiny generated image folders."""
+
+from pathlib import Path
+
+import pytest
+
+SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
+
+
+def require_shared(subpath: str = "") -> Path:
+    """Return `../shared/<subpath>` (next to the repository checkout), or skip the test when it is absent."""
+    path = SHARED_DIR / subpath
+    if not path.exists():
+        pytest.skip(f"{path} is absent: this test needs the real data that lives in ../shared beside the checkout")
+    return path
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    """The ../shared folder; skips the test when it is absent."""
+    return require_shared()
+
+
+@pytest.fixture
+def hf_offline(monkeypatch):
+    """Offline Hub mode for `datasets` and `huggingface_hub`, also when they were imported before the test."""
+    import datasets
+    import huggingface_hub.constants
+
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.setenv(name, "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+
+
+TINY_FOLDER_COLOURS = {"blue": (0, 0, 255), "red": (255, 0, 0)}
+
+
+@pytest.fixture
+def tiny_image_folder(tmp_path) -> Path:
+    """An imagefolder: class sub-folders `blue/` and `red/`, three 8x8 RGB PNGs each, filled with that colour."""
+    from PIL import Image
+
+    root = tmp_path / "tiny_images"
+    for name, colour in TINY_FOLDER_COLOURS.items():
+        (root / name).mkdir(parents=True)
+        for index in range(3):
+            Image.new("RGB", (8, 8), colour).save(root / name / f"{index}.png")
+    return root
