@@ -1,0 +1,295 @@
+# Copyright 2026 The hf_sprites authors. Licensed under the Apache License, Version 2.0.
+"""Model cards for pipeline folders: `model_card_template.md` rendered through huggingface_hub's `ModelCard`.
+
+The inputs of a rendering are kept in the card's YAML metadata under `hf_sprites`, so `hf-sprites push` can render
+the card again for the repository it uploads to (the usage snippet names the repository).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterable
+
+import diffusers
+from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+from .files import atomic_copy, atomic_write_text
+from .remote_code import code_file_names
+
+logger = logging.getLogger(__name__)
+
+BASE_TAGS = ("pytorch", "diffusers", "unconditional-image-generation", "diffusion-models-class", "hf-sprites")
+CONDITIONAL_TAGS = ("class-conditional", "classifier-free-guidance")
+CARD_KEY = "hf_sprites"  # metadata key holding the rendering inputs
+
+_SECRET_KEY = re.compile(r"token|secret|password|passwd|api_?key|credential", re.IGNORECASE)
+_TOKEN_VALUE = re.compile(r"\bhf_[A-Za-z0-9]{16,}")
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
+_UNET_SETTINGS = ("sample_size", "in_channels", "n_feat", "block_out_channels", "n_cfeat", "num_class_embeds")
+_SCHEDULER_SETTINGS = ("num_train_timesteps", "beta_schedule", "prediction_type", "noise_distribution")
+
+
+def template_path() -> Path:
+    """The card template shipped in the package (`hf_sprites/templates/model_card_template.md`)."""
+    path = Path(__file__).resolve().parent.parent / "templates" / "model_card_template.md"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"The model card template is missing at {path}. Reinstall hf_sprites (`pip install -e .` from a checkout "
+            "or `pip install hf-sprites`)."
+        )
+    return path
+
+
+def safe_hyperparameters(hyperparameters: dict | None) -> dict[str, Any]:
+    """Plain, YAML-safe copy of `hyperparameters` without anything that could be a secret.
+
+    Keys that name a token/secret/password and values that look like a Hugging Face token (`hf_...`) are dropped.
+    """
+    kept = {}
+    for key, value in (hyperparameters or {}).items():
+        value = _plain(value)
+        if _SECRET_KEY.search(str(key)) or _TOKEN_VALUE.search(json.dumps(value, default=str)):
+            logger.debug("Model card: leaving out hyperparameter %r (it may hold a secret).", key)
+            continue
+        kept[str(key)] = value
+    return kept
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_plain(v) for v in value]
+    return str(value)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{path} is missing: a model card describes a saved pipeline folder. Save the pipeline first "
+            "(`pipeline.save_pretrained(folder)`), then write the card."
+        ) from None
+
+
+def _class_of(entry: Any) -> str:
+    """`"DDPMPipeline"`, `["diffusers", "UNet2DModel"]` or `["context_unet", "ContextUnet"]` -> the class name."""
+    return entry[-1] if isinstance(entry, (list, tuple)) else str(entry)
+
+
+def folder_facts(folder: str | os.PathLike) -> dict[str, Any]:
+    """What the card says about a pipeline folder, read from its `model_index.json` and component configs."""
+    folder = Path(folder)
+    index = _read_json(folder / "model_index.json")
+    unet = _read_json(folder / "unet" / "config.json")
+    scheduler = _read_json(folder / "scheduler" / "scheduler_config.json")
+    num_classes = unet.get("n_cfeat") or unet.get("num_class_embeds")
+    return {
+        "pipeline_class": _class_of(index.get("_class_name")),
+        "unet_class": _class_of(index["unet"]),
+        "scheduler_class": _class_of(index["scheduler"]),
+        "sample_size": unet.get("sample_size"),
+        "in_channels": unet.get("in_channels"),
+        "num_classes": num_classes,
+        "num_train_timesteps": scheduler.get("num_train_timesteps", 1000),
+        "unet_settings": _settings(unet, _UNET_SETTINGS),
+        "scheduler_settings": _settings(scheduler, _SCHEDULER_SETTINGS),
+    }
+
+
+def _settings(config: dict, keys: Iterable[str]) -> str:
+    return ", ".join(f"`{k}={json.dumps(config[k])}`" for k in keys if config.get(k) is not None)
+
+
+def is_repo_id(text: str) -> bool:
+    """Whether `text` has the form of a Hub repo id (`name` or `namespace/name`)."""
+    try:
+        validate_repo_id(text)
+    except HFValidationError:
+        return False
+    return True
+
+
+def _is_hub_dataset(name: str | None) -> bool:
+    return bool(name) and not Path(name).exists() and is_repo_id(name)
+
+
+def _dataset_text(name: str | None) -> str:
+    if not name:
+        return "not recorded."
+    if _is_hub_dataset(name):
+        return f"[{name}](https://huggingface.co/datasets/{name})"
+    return f"`{name}`" if ("/" in name or os.sep in name) and " " not in name else name
+
+
+def _place_sample_image(folder: Path, sample_image: str | os.PathLike | None) -> str | None:
+    """Path of the sample image relative to `folder`; an image from elsewhere is copied in first."""
+    if sample_image is None:
+        return None
+    image = Path(sample_image)
+    image = image if image.is_absolute() else folder / image
+    if not image.is_file():
+        raise FileNotFoundError(f"sample_image {sample_image} does not exist; pass the path of the saved sample grid.")
+    try:
+        return image.resolve().relative_to(folder.resolve()).as_posix()
+    except ValueError:
+        atomic_copy(image, folder / image.name)
+        return image.name
+
+
+def _call_snippet(facts: dict, conditional: bool) -> str:
+    steps = facts["num_train_timesteps"]
+    labels = ""
+    if conditional:
+        n = facts["num_classes"] or 1
+        labels = f"class_labels={[i % n for i in range(4)]}, "
+    return (
+        f"images = pipe(batch_size=4, {labels}num_inference_steps={steps}, generator=torch.manual_seed(0)).images\n"
+        'images[0].save("sample.png")'
+    )
+
+
+def _local_imports(pipeline_class: str) -> str:
+    if not hasattr(diffusers, pipeline_class):
+        return f"from hf_sprites import {pipeline_class}"
+    register = "import hf_sprites  # lets diffusers find the hf_sprites classes that model_index.json names"
+    return f"{register}\nfrom diffusers import {pipeline_class}"
+
+
+def _summary(facts: dict, conditional: bool) -> str:
+    kind = "A class-conditional" if conditional else "An unconditional"
+    size = facts["sample_size"]
+    size_text = f"{size}x{size}" if isinstance(size, int) else f"{size}"
+    return (
+        f"{kind} diffusion model for {size_text} images ({facts['in_channels']} channels): a `{facts['unet_class']}` "
+        f"denoiser with the `{facts['scheduler_class']}` noise schedule ({facts['num_train_timesteps']} training steps), "
+        f"sampled with `{facts['pipeline_class']}`."
+    )
+
+
+def _class_table(class_names: list | None, num_classes: int | None) -> list[tuple[int, str]]:
+    if class_names:
+        return list(enumerate(str(name) for name in class_names))
+    return [(i, f"class {i}") for i in range(num_classes or 0)]
+
+
+def write_model_card(
+    folder: str | os.PathLike,
+    *,
+    repo_id: str | None = None,
+    dataset_name: str | None = None,
+    hyperparameters: dict | None = None,
+    sample_image: str | os.PathLike | None = None,
+    conditional: bool = False,
+    class_names: list[str] | None = None,
+    extra_tags: Iterable[str] = (),
+    license: str = "apache-2.0",
+    local_path: str | os.PathLike | None = None,
+) -> Path:
+    """Render `model_card_template.md` into `folder/README.md` (written atomically) and return its path.
+
+    The card has YAML metadata (library, license, tags, datasets, pipeline tag), a usage snippet that runs as written
+    (for `repo_id` when given, else for the local folder), the model and schedule, the classes, the training
+    hyperparameters (anything that looks like a secret is left out) and the sample grid.
+
+    `local_path` is where the folder will live when the card is written into a staging folder that is renamed
+    afterwards (atomic writes); the local usage snippet names it. Defaults to `folder`.
+
+    Example:
+
+    ```py
+    >>> from hf_sprites.hub.card import write_model_card
+    >>> write_model_card("outputs/sprites", dataset_name="tiny/sprites", hyperparameters={"learning_rate": 1e-3},
+    ...                  sample_image="samples.png")  # doctest: +SKIP
+    PosixPath('outputs/sprites/README.md')
+    ```
+    """
+    folder = Path(folder)
+    shown_path = Path(local_path if local_path is not None else folder).resolve()
+    if repo_id is not None:
+        validate_repo_id(repo_id)
+    facts = folder_facts(folder)
+    if conditional and hasattr(diffusers, facts["pipeline_class"]):
+        raise ValueError(
+            f"conditional=True, but the folder holds a {facts['pipeline_class']}, which takes no class labels. Save the "
+            "model in a SpritePipeline to sample it by class, or write the card with conditional=False."
+        )
+    image = _place_sample_image(folder, sample_image)
+    params = safe_hyperparameters(hyperparameters)
+    inputs = {
+        "dataset_name": dataset_name, "hyperparameters": params, "sample_image": image, "conditional": bool(conditional),
+        "class_names": [str(c) for c in class_names] if class_names else None, "extra_tags": list(extra_tags),
+        "license": license,
+    }  # fmt: skip
+    tags = list(dict.fromkeys([*BASE_TAGS, *(CONDITIONAL_TAGS if conditional else ()), *extra_tags]))
+    card_data = ModelCardData(
+        library_name="diffusers",
+        license=license,
+        tags=tags,
+        datasets=[dataset_name] if _is_hub_dataset(dataset_name) else None,
+        pipeline_tag="unconditional-image-generation",
+        **{CARD_KEY: inputs},
+    )
+    card = ModelCard.from_template(
+        card_data,
+        template_path=str(template_path()),
+        model_name=repo_id.split("/")[-1] if repo_id else shown_path.name,
+        repo_id=repo_id,
+        folder_path=shown_path.as_posix(),
+        local_imports=_local_imports(facts["pipeline_class"]),
+        summary=_summary(facts, conditional),
+        call_snippet=_call_snippet(facts, conditional),
+        code_files="`, `".join(_code_files(facts)),
+        class_table=_class_table(class_names, facts["num_classes"]) if conditional else [],
+        dataset_text=_dataset_text(dataset_name),
+        hyperparameter_rows=[(k, _cell(v)) for k, v in params.items()],
+        sample_image=image,
+        conditional=conditional,
+        **{k: v for k, v in facts.items() if k not in ("num_classes",)},
+    )
+    return atomic_write_text(folder / "README.md", str(card))
+
+
+def _code_files(facts: dict) -> list[str]:
+    return code_file_names(facts["pipeline_class"], facts["unet_class"], facts["scheduler_class"])
+
+
+def _cell(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text.replace("|", "\\|").replace("`", "'").replace("\n", " ")
+
+
+def stored_card_inputs(folder: str | os.PathLike) -> dict | None:
+    """The rendering inputs of an hf_sprites card in `folder/README.md`; None when there is no such card."""
+    readme = Path(folder) / "README.md"
+    if not readme.is_file():
+        return None
+    inputs = ModelCard.load(readme).data.to_dict().get(CARD_KEY)
+    return inputs if isinstance(inputs, dict) else None
+
+
+def refresh_model_card(folder: str | os.PathLike, repo_id: str | None = None) -> Path:
+    """Render the card of `folder` again for `repo_id`, keeping the inputs it was first rendered with.
+
+    A folder without a card gets one from what the folder itself tells (no hyperparameters, the first image at its
+    top level as the sample grid). A README.md that hf_sprites did not write is left as it is.
+    """
+    folder = Path(folder)
+    inputs = stored_card_inputs(folder)
+    if inputs is None and (folder / "README.md").is_file():
+        logger.info("Keeping %s: it is not an hf_sprites model card.", folder / "README.md")
+        return folder / "README.md"
+    if inputs is None:
+        facts = folder_facts(folder)
+        images = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
+        conditional = not hasattr(diffusers, facts["pipeline_class"]) and bool(facts["num_classes"])
+        inputs = {"conditional": conditional, "sample_image": images[0] if images else None}
+    return write_model_card(folder, repo_id=repo_id, **inputs)
