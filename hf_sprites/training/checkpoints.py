@@ -65,6 +65,7 @@ def save_checkpoint(accelerator, output_dir, step: int, training_state: dict, to
         shutil.rmtree(tmp)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()  # every process has written its RNG state before the folder is renamed
     if accelerator.is_main_process:
         torch.save(training_state, tmp / STATE_FILE)
         if final.exists():

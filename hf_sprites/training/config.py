@@ -245,6 +245,9 @@ def resolve_config(given: dict) -> TrainConfig:
     values["preset"] = preset
     if values.get("ddpm_beta_schedule") == "course" and "ddpm_num_steps" not in values:
         values["ddpm_num_steps"] = COURSE_NUM_STEPS
+    conditional_unet = values.get("model") == "context_unet" and (values.get("conditional") or values.get("class_column"))
+    if "cond_drop_prob" not in given and not conditional_unet:
+        values["cond_drop_prob"] = 0.0  # a preset's context dropout is moot once flags turn the context off
     return TrainConfig(**values)
 
 

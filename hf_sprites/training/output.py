@@ -78,10 +78,26 @@ def write_card(cfg, output_dir, source, sample_image: Optional[Path]) -> Optiona
     )
 
 
+BOOKKEEPING = ("output_dir", "overwrite_output_dir", "cache_dir", "logging_dir", "resume_from_checkpoint", "push_to_hub",
+               "hub_private_repo", "dataloader_num_workers", "logger", "logging_steps", "save_gif", "cache_on_device",
+               "save_images_epochs", "save_model_epochs", "checkpointing_steps", "checkpoints_total_limit")
+# settings that only mean something for one model kind
+MODEL_ONLY = {
+    "context_unet": ("n_feat", "n_cfeat"),
+    "unet2d": ("block_out_channels", "down_block_types", "up_block_types", "layers_per_block"),
+    "basic_unet": ("noise_distribution", "data_range"),
+}
+
+
 def card_hyperparameters(cfg) -> dict:
-    """The settings shown in the card: the public config minus local paths and bookkeeping."""
-    hidden = ("output_dir", "overwrite_output_dir", "cache_dir", "logging_dir", "resume_from_checkpoint",
-              "push_to_hub", "hub_private_repo", "dataloader_num_workers")
+    """The settings shown in the card: the public config minus local paths, bookkeeping and other models' knobs."""
+    hidden = set(BOOKKEEPING)
+    for kind, names in MODEL_ONLY.items():
+        hidden.update(names if kind != cfg.model else ())
+    if not cfg.conditional:
+        hidden.add("cond_drop_prob")
+    if not cfg.use_ema:
+        hidden.update(("ema_inv_gamma", "ema_power", "ema_max_decay"))
     return {k: v for k, v in cfg.public_dict().items() if k not in hidden and v is not None}
 
 

@@ -119,16 +119,9 @@ def check_push(cfg) -> Optional[str]:
     """For --push_to_hub: a valid repo id and a token, found now rather than after training. Returns the token."""
     if not cfg.push_to_hub:
         return None
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
+    from hf_sprites.hub.push import check_repo_id, resolve_token
 
-    repo_id = hub_repo_id(cfg)
-    try:
-        validate_repo_id(repo_id)
-    except HFValidationError as err:
-        _fail(f"--hub_model_id {repo_id!r} is not a valid repo id ({err}); use 'name' or 'user/name' with letters, "
-              "digits, '-', '_' and '.'")
-    from hf_sprites.hub.push import resolve_token
-
+    check_repo_id(hub_repo_id(cfg))
     return resolve_token(cfg.hub_token)
 
 
