@@ -56,7 +56,10 @@ class RecordingHfApi:
         RecordingHfApi.instances.append(self)
 
     def create_repo(self, repo_id, **kwargs):
+        """Like the Hub: a bare name is created in the namespace of the token's user (here "someone")."""
         self.calls.append(("create_repo", {"repo_id": repo_id, **kwargs}))
+        full_id = repo_id if "/" in repo_id else f"someone/{repo_id}"
+        return type("RepoUrl", (), {"repo_id": full_id, "url": f"https://huggingface.co/{full_id}"})()
 
     def create_branch(self, repo_id, **kwargs):
         self.calls.append(("create_branch", {"repo_id": repo_id, **kwargs}))

@@ -191,12 +191,13 @@ def test_push_uploads_the_remote_code_layout_that_loads(cond, recorder, caplog, 
 
 
 def test_push_without_revision_goes_to_main_without_a_branch(folders, recorder):
-    push_folder(folders["unc"], "someone/tiny-unc", token=TOKEN)
+    push_folder(folders["unc"], "tiny-unc", token=TOKEN)  # a bare name: the card must name the full repo id
     (api,) = RecordingHfApi.instances
     assert [name for name, _ in api.calls] == ["create_repo", "upload_folder"]
     assert api.calls[0][1]["private"] is False and api.calls[1][1]["revision"] is None
     assert api.calls[1][1]["commit_message"] == "Upload DDPMPipeline with hf_sprites"
     assert json.loads((recorder / "model_index.json").read_text())["_class_name"] == "DDPMPipeline"
+    assert 'DDPMPipeline.from_pretrained("someone/tiny-unc", trust_remote_code=True)' in (recorder / "README.md").read_text()
 
 
 def test_push_errors_come_before_anything_is_created(cond, recorder, monkeypatch, tmp_path):

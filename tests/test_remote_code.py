@@ -13,7 +13,9 @@ import sys
 
 import pytest
 
-from hf_sprites import ContextUnet, SpritePipeline, SpriteScheduler
+from diffusers import DDPMPipeline
+
+from hf_sprites import BasicUNet, ContextUnet, CorruptScheduler, SpritePipeline, SpriteScheduler
 from hf_sprites.hub import push_folder, write_remote_code_layout
 from hf_sprites.hub.remote_code import module_source
 from hub_helpers import RecordingHfApi, place_in_hub_cache, run_python, save_tiny_pipelines
@@ -26,7 +28,9 @@ def layouts(tmp_path_factory):
     """Package-layout folders, what `push_folder` would upload for them, and a Hub cache holding both layouts."""
     root = tmp_path_factory.mktemp("layouts")
     paths = {k: str(v) for k, v in save_tiny_pipelines(root).items()}
-    for name in ("cond", "unc"):
+    DDPMPipeline(unet=BasicUNet(sample_size=8), scheduler=CorruptScheduler()).save_pretrained(root / "corrupt")
+    paths["corrupt"] = str(root / "corrupt")
+    for name in ("cond", "unc", "corrupt"):
         upload = root / f"{name}_upload"
         push_folder(paths[name], f"user/{name}", token=TOKEN, api=RecordingHfApi(capture_dir=upload))
         paths[f"{name}_upload"] = str(upload)
@@ -81,6 +85,8 @@ unc = DDPMPipeline.from_pretrained(paths["unc_upload"], trust_remote_code=True)
 out["unc_modules"], out["unc_shape"] = modules(unc), shape(unc, batch_size=2)
 generic = DiffusionPipeline.from_pretrained(paths["unc_upload"], trust_remote_code=True)
 out["unc_via_diffusion_pipeline"] = type(generic).__name__
+corrupt = DDPMPipeline.from_pretrained(paths["corrupt_upload"], trust_remote_code=True)
+out["corrupt_modules"], out["corrupt_shape"] = modules(corrupt), shape(corrupt, batch_size=2)
 out["without_trust"] = error(lambda: DDPMPipeline.from_pretrained(paths["unc_upload"]))
 
 cached = DDPMPipeline.from_pretrained("user/unc", trust_remote_code=True)
@@ -149,6 +155,7 @@ def test_pushed_folders_load_and_sample_without_the_package(without_package):
     assert out["unc_modules"][0] == "diffusers.pipelines.ddpm.pipeline_ddpm"
     assert all(m.startswith(REMOTE) for m in out["unc_modules"][1:]) and out["unc_shape"] == [2, 16, 16, 3]
     assert out["unc_via_diffusion_pipeline"] == "DDPMPipeline"
+    assert out["corrupt_modules"][1:] == [f"{REMOTE}.basic_unet", f"{REMOTE}.corrupt"] and out["corrupt_shape"] == [2, 8, 8, 1]
     assert "trust_remote_code=True" in out["without_trust"]
 
 

@@ -107,7 +107,7 @@ def push_folder(
 
     Args:
         folder: A pipeline folder (output_dir of training, or a `save_pretrained` folder).
-        repo_id: `username/model-name`; created if missing.
+        repo_id: `username/model-name` (or `model-name` in your namespace); created if missing.
         token: Hub token with write access; defaults to `HF_TOKEN`, then the cached login.
         private: Create the repo as private (an existing repo keeps its visibility).
         revision: Branch to push to; created from main when missing.
@@ -132,7 +132,10 @@ def push_folder(
         staging = stage_folder(folder, Path(tmp) / "upload", repo_id, ignore)
         assert_no_secret(staging, token)
         logger.info("Pushing %s to %s (revision %s, private=%s).", folder, repo_id, revision or "main", private)
-        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        created = api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        full_id = getattr(created, "repo_id", None) or repo_id  # "name" becomes "namespace/name"
+        if full_id != repo_id:
+            refresh_model_card(staging, repo_id=full_id)
         if revision and revision != "main":
             api.create_branch(repo_id, branch=revision, repo_type="model", exist_ok=True)
         return api.upload_folder(
