@@ -1,0 +1,43 @@
+"""Class-conditional accuracy: how often a sample asked for class k is classified as k.
+
+Example:
+    >>> import torch
+    >>> from hf_sprites.evaluation.accuracy import class_conditional_accuracy
+    >>> result = class_conditional_accuracy(torch.tensor([0, 1, 1, 1]), torch.tensor([0, 0, 1, 1]), num_classes=2)
+    >>> result["per_class"], result["mean"], result["overall"]
+    ([0.5, 1.0], 0.75, 0.75)
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def balanced_class_labels(num_samples: int, num_classes: int) -> torch.Tensor:
+    """Class labels 0, 1, ..., K-1, 0, 1, ... so every class is asked for (almost) equally often."""
+    return torch.arange(num_samples) % num_classes
+
+
+def class_conditional_accuracy(predicted: torch.Tensor, requested: torch.Tensor, num_classes: int) -> dict:
+    """Per-class and mean accuracy of `predicted` class indices against the `requested` ones.
+
+    Returns:
+        dict with `per_class` (list, None for classes never requested), `mean` (mean over requested
+        classes, each class weighted equally) and `overall` (share of all samples that match).
+    """
+    predicted, requested = torch.as_tensor(predicted).long(), torch.as_tensor(requested).long()
+    if predicted.shape != requested.shape or predicted.dim() != 1:
+        raise ValueError(
+            f"predicted {tuple(predicted.shape)} and requested {tuple(requested.shape)} must both be (N,) class indices."
+        )
+    correct = (predicted == requested).float()
+    per_class = []
+    for k in range(num_classes):
+        mask = requested == k
+        per_class.append(float(correct[mask].mean()) if bool(mask.any()) else None)
+    seen = [value for value in per_class if value is not None]
+    return {
+        "per_class": per_class,
+        "mean": float(sum(seen) / len(seen)) if seen else float("nan"),
+        "overall": float(correct.mean()) if correct.numel() else float("nan"),
+    }

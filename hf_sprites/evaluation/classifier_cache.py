@@ -1,0 +1,112 @@
+"""Disk cache for domain classifiers: train once per (data, labels, recipe), reuse afterwards.
+
+The cache key is a SHA-256 of the image tensor, the class indices, the number of classes and the
+training recipe, so a different split, resolution, background or seed gives a different classifier.
+Each entry is a folder written by `DomainClassifier.save_pretrained` (safetensors + config.json)
+plus `training.json`; it is written to a temporary folder and moved into place with `os.replace`.
+
+Example:
+    >>> import torch, tempfile
+    >>> from hf_sprites.evaluation.classifier_cache import load_or_train_domain_classifier
+    >>> from hf_sprites.evaluation.domain_classifier import ClassifierRecipe
+    >>> images, labels = torch.rand(32, 1, 8, 8) * 2 - 1, torch.arange(32) % 2
+    >>> folder = tempfile.mkdtemp()
+    >>> clf = load_or_train_domain_classifier(images, labels, ClassifierRecipe(epochs=1), cache_dir=folder)
+    >>> again = load_or_train_domain_classifier(images, labels, ClassifierRecipe(epochs=1), cache_dir=folder)
+    >>> again.cache_path == clf.cache_path
+    True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .domain_classifier import ClassifierRecipe, DomainClassifier, prepare_training_data, train_domain_classifier
+
+CACHE_FORMAT = "hf_sprites-domain-classifier-v1"
+TRAINING_FILE = "training.json"
+
+
+def default_cache_dir() -> Path:
+    """`$HF_HOME/hf_sprites` when HF_HOME is set, else `~/.cache/hf_sprites`."""
+    hf_home = os.environ.get("HF_HOME")
+    root = Path(hf_home) / "hf_sprites" if hf_home else Path.home() / ".cache" / "hf_sprites"
+    return root
+
+
+def cache_key(images: torch.Tensor, targets: torch.Tensor, num_classes: int, recipe: ClassifierRecipe) -> str:
+    """Hex SHA-256 of the data, labels and hyperparameters."""
+    digest = hashlib.sha256()
+    header = {"format": CACHE_FORMAT, "shape": list(images.shape), "num_classes": num_classes, **recipe.to_dict()}
+    digest.update(json.dumps(header, sort_keys=True).encode())
+    digest.update(images.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    digest.update(targets.to("cpu", torch.int64).contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _load_entry(folder: Path) -> DomainClassifier:
+    try:
+        model = DomainClassifier.from_pretrained(folder)
+        meta = json.loads((folder / TRAINING_FILE).read_text())
+    except (OSError, ValueError, KeyError) as err:
+        raise RuntimeError(
+            f"The cached domain classifier at {folder} cannot be read ({err}). Delete that folder to retrain it."
+        ) from err
+    model.eval()
+    model.train_accuracy = meta["train_accuracy"]
+    model.cache_path = folder
+    return model
+
+
+def _save_entry(model: DomainClassifier, folder: Path, meta: dict) -> None:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        model.save_pretrained(tmp)
+        (tmp / TRAINING_FILE).write_text(json.dumps(meta, indent=2))
+        os.replace(tmp, folder)
+    except OSError:
+        if not (folder / TRAINING_FILE).exists():  # not a concurrent writer that won the race
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_or_train_domain_classifier(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    recipe: ClassifierRecipe | None = None,
+    num_classes: int | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> DomainClassifier:
+    """Return the cached classifier for this data/labels/recipe, training and caching it if needed.
+
+    Args:
+        images: float (N, C, H, H) in [-1, 1], e.g. from `hf_sprites.data.to_tensors`.
+        labels: int64 (N,) or one-hot float (N, K).
+        recipe: `ClassifierRecipe` (seed included); default `ClassifierRecipe()`.
+        num_classes: number of classes (default: inferred from the labels).
+        cache_dir: root folder (default `default_cache_dir()`); entries go to `<root>/domain_classifier/<key>`.
+
+    Returns:
+        A `DomainClassifier` in eval mode with `.cache_path` and `.train_accuracy` set.
+    """
+    recipe = recipe or ClassifierRecipe()
+    images, targets, num_classes = prepare_training_data(images, labels, num_classes)
+    key = cache_key(images, targets, num_classes, recipe)
+    folder = Path(cache_dir or default_cache_dir()) / "domain_classifier" / key[:32]
+    if (folder / TRAINING_FILE).exists():
+        return _load_entry(folder)
+    model = train_domain_classifier(images, targets, recipe, num_classes)
+    meta = {"format": CACHE_FORMAT, "key": key, "num_images": int(images.shape[0]), "num_classes": num_classes,
+            "train_accuracy": model.train_accuracy, "recipe": recipe.to_dict()}
+    _save_entry(model, folder, meta)
+    model.cache_path = folder
+    return model
