@@ -1,0 +1,176 @@
+"""Training throughput (images/s) in one process, same model, batch and data, for three loops:
+
+(a) course: the DeepLearning.AI lab-2 loop (`course_loop.py`: per-item ToTensor+Normalize Dataset,
+    DataLoader with one worker, fp32);
+(b) package: hf_sprites' training loop exactly as `examples/train.py --preset sprites` runs it
+    (`hf_sprites.training.loop.train_loop`: device-resident `DeviceBatcher`, `DiffusionLoss`,
+    `train_batch` under accelerate), default flags;
+(c) fast: the same loop with the speed flags: `--channels_last`, `--torch_compile` where it helps
+    (`--compile auto`: measured both ways on CPU in a full run, always on CUDA), `--mixed_precision bf16` on CUDA.
+
+The variants run interleaved in rounds (a, b, c, a, b, c, ...) after an untimed warm-up each, so load
+from other processes hits all of them alike; the ratios are totals over all rounds. The model is the
+course ContextUnet (n_feat 64, 16x16 RGB, batch 100) on crawl-sprites composited on white.
+
+Example:
+    python benchmarks/train_throughput.py --quick
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+
+from common import DEFAULT_DATA, base_parser, check_data_dir, emit, runtime_info, setup, synchronize, to_uint8_hwc
+from course_loop import CourseLoop
+
+COURSE_FLAGS = ["--preset", "sprites", "--logger", "none", "--checkpointing_steps", "1000000",
+                "--save_images_epochs", "1000000", "--save_model_epochs", "1000000"]
+
+
+def package_config(data: str, output_dir: str, seed: int, extra: list[str]):
+    """The `TrainConfig` examples/train.py builds for the sprites preset (plus `extra` flags)."""
+    from hf_sprites.training import parse_train_args
+
+    data_flags = [] if data == "embedded" else ["--train_data_dir", data]
+    return parse_train_args([*COURSE_FLAGS, *data_flags, "--output_dir", output_dir, "--seed", str(seed), *extra])
+
+
+def reset_accelerate_state() -> None:
+    """Let the next `Accelerator` use another mixed precision (prepared models keep their own autocast)."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=False)
+
+
+class PackageVariant:
+    """hf_sprites' training run for `cfg`, advanced N optimizer steps at a time by the real `train_loop`."""
+
+    def __init__(self, name: str, cfg, source):
+        from hf_sprites.training.batches import make_batches
+        from hf_sprites.training.builders import label_mode
+        from hf_sprites.training.loop import build_run, make_accelerator
+
+        reset_accelerate_state()
+        self.name, self.cfg = name, cfg
+        accelerator = make_accelerator(cfg)
+        batches = make_batches(cfg, source, accelerator, 3, label_mode(cfg))
+        self.run = build_run(cfg, accelerator, source, batches, 3)
+        self.device = accelerator.device
+
+    def advance(self, steps: int) -> int:
+        from hf_sprites.training.loop import train_loop
+
+        self.run.max_train_steps = self.run.global_step + steps
+        train_loop(self.run)
+        return steps * self.cfg.train_batch_size
+
+
+class CourseVariant:
+    """The course loop, advanced N steps at a time (its DataLoader iterator persists across calls)."""
+
+    def __init__(self, sprites, n_feat: int, batch_size: int, device, seed: int, num_workers: int):
+        self.name = "course"
+        self.loop = CourseLoop(sprites, n_feat=n_feat, batch_size=batch_size, device=device, seed=seed,
+                               num_workers=num_workers)
+        self.device = self.loop.device
+
+    def advance(self, steps: int) -> int:
+        return self.loop.train(max_steps=steps)["images"]
+
+
+def measure(variants, rounds: int, steps: int, warmup: int) -> dict:
+    """Warm every variant up, then time `rounds` interleaved segments of `steps` steps each."""
+    totals = {v.name: {"images": 0, "seconds": 0.0, "warmup_seconds": 0.0} for v in variants}
+    for v in variants:
+        start = time.perf_counter()
+        v.advance(warmup)
+        synchronize(v.device)
+        totals[v.name]["warmup_seconds"] = time.perf_counter() - start
+    for _ in range(rounds):
+        for v in variants:
+            synchronize(v.device)
+            start = time.perf_counter()
+            images = v.advance(steps)
+            synchronize(v.device)
+            totals[v.name]["seconds"] += time.perf_counter() - start
+            totals[v.name]["images"] += images
+    for t in totals.values():
+        t["img_per_s"] = t["images"] / t["seconds"]
+    return totals
+
+
+def compile_modes(choice: str, device_type: str, full_run: bool) -> list[bool]:
+    """Which fast variants to build: with/without torch.compile."""
+    if choice != "auto":
+        return [choice == "on"]
+    if device_type == "cuda":
+        return [True]
+    return [False, True] if full_run else [False]  # CPU: a full run measures both; quick runs skip compiling
+
+
+def build_variants(args, device, data: str, workdir: str) -> list:
+    from hf_sprites.data import load_images
+    from hf_sprites.training.batches import make_transform
+
+    size = ["--n_feat", str(args.n_feat), "--train_batch_size", str(args.batch_size)]
+    base_cfg = package_config(data, f"{workdir}/b", args.seed, size)
+    source = load_images(base_cfg.dataset_name, None, base_cfg.train_data_dir, "train")
+    images = source_tensors(source, make_transform(base_cfg, 3))
+    variants = [CourseVariant(to_uint8_hwc(images), args.n_feat, args.batch_size, device, args.seed, args.course_workers),
+                PackageVariant("package", base_cfg, source)]
+    speed = ["--channels_last"] + (["--mixed_precision", "bf16"] if device.type == "cuda" else [])
+    for use_compile in compile_modes(args.compile, device.type, not (args.quick or args.smoke)):
+        flags = size + speed + (["--torch_compile"] if use_compile else [])
+        name = "fast_compile" if use_compile else "fast_nocompile"
+        variants.append(PackageVariant(name, package_config(data, f"{workdir}/{name}", args.seed, flags), source))
+    return variants
+
+
+def source_tensors(source, transform):
+    from hf_sprites.data import to_tensors
+
+    return to_tensors(source, transform)[0]
+
+
+def summarize(totals: dict) -> dict:
+    fast_names = [n for n in totals if n.startswith("fast")]
+    best = max(fast_names, key=lambda n: totals[n]["img_per_s"])
+    course, package, fast = (totals[n]["img_per_s"] for n in ("course", "package", best))
+    return {
+        "course_img_per_s": course, "package_img_per_s": package, "fast_img_per_s": fast,
+        "ratio_package": package / course, "ratio_fast": fast / course, "fast_variant": best,
+        "fast_uses_compile": best == "fast_compile", "variants": totals,
+    }
+
+
+def main(argv=None) -> dict:
+    parser = base_parser(__doc__.splitlines()[0], "python benchmarks/train_throughput.py --rounds 3 --steps 6")
+    parser.add_argument("--data", default=str(DEFAULT_DATA), help="crawl-sprites folder, or 'embedded' (digits)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=6, help="timed steps per variant per round")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps per variant (compilation happens here)")
+    parser.add_argument("--n_feat", type=int, default=64)
+    parser.add_argument("--batch_size", type=int, default=100)
+    parser.add_argument("--course_workers", type=int, default=1, help="course DataLoader workers (course: 1)")
+    parser.add_argument("--compile", choices=["auto", "on", "off"], default="auto")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.steps, args.warmup = 1, 2, 1
+    if args.smoke:
+        args.rounds, args.steps, args.warmup, args.n_feat, args.batch_size = 1, 1, 1, 8, 20
+    data = args.data if args.data == "embedded" else str(check_data_dir(args.data))
+    device = setup(args)
+    with tempfile.TemporaryDirectory() as workdir:
+        totals = measure(build_variants(args, device, data, workdir), args.rounds, args.steps, args.warmup)
+    result = {
+        **summarize(totals), "rounds": args.rounds, "steps_per_round": args.steps, "warmup_steps": args.warmup,
+        "batch_size": args.batch_size, "n_feat": args.n_feat, "data": data,
+        "mode": "smoke" if args.smoke else "quick" if args.quick else "full", **runtime_info(device),
+    }
+    emit(result)
+    return result
+
+
+if __name__ == "__main__":
+    main()

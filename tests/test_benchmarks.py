@@ -1,0 +1,51 @@
+"""Smoke runs of the benchmark scripts: each must execute end to end and print its JSON keys as the last line.
+
+No timing assertions: the numbers depend on the machine. Tiny models and sizes (`--smoke`). Without the shared
+crawl-sprites folder the training benchmarks run on the embedded digits instead (`--data embedded`).
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CRAWL = ROOT.parent / "shared" / "data" / "crawl-sprites"
+DATA = ["--data", str(CRAWL) if CRAWL.exists() else "embedded"]
+RUNTIME_KEYS = {"device", "torch", "threads", "cpu", "precision"}
+
+
+def run_benchmark(script: str, *flags: str, tmp_path: Path) -> dict:
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--smoke", *flags], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_train_throughput_smoke(tmp_path):
+    result = run_benchmark("train_throughput.py", *DATA, tmp_path=tmp_path)
+    assert RUNTIME_KEYS | {"course_img_per_s", "package_img_per_s", "fast_img_per_s", "ratio_package",
+                           "ratio_fast"} <= set(result)
+    assert result["ratio_package"] == pytest.approx(result["package_img_per_s"] / result["course_img_per_s"])
+    assert {"course", "package", result["fast_variant"]} <= set(result["variants"])
+    assert all(v["images"] > 0 for v in result["variants"].values())
+
+
+def test_sampling_smoke(tmp_path):
+    result = run_benchmark("sampling.py", "--batch_sizes", "1", "2", tmp_path=tmp_path)
+    assert RUNTIME_KEYS | {"results", "ddim_b32_overhead_pct", "target_overhead_pct"} <= set(result)
+    cases = {(row["sampler"], row["steps"], row["batch"]) for row in result["results"]}
+    assert cases == {(s, n, b) for s, n in (("ddpm", 500), ("ddim", 25), ("dpm", 20)) for b in (1, 4)}
+    assert all(row["img_per_s"] > 0 and row["unet_ms"] > 0 for row in result["results"])
+
+
+def test_time_to_quality_smoke(tmp_path):
+    result = run_benchmark("time_to_quality.py", *DATA, "--output_dir", str(tmp_path / "out"), tmp_path=tmp_path)
+    assert RUNTIME_KEYS | {"course_fid", "fast_fid", "course_train", "fast_train", "budget_s"} <= set(result)
+    assert result["course_fid"] >= 0 and result["fast_fid"] >= 0  # finite numbers from a tiny classifier
+    assert result["fast_train"]["steps"] >= 1 and result["course_train"]["steps"] >= 1
+    assert (tmp_path / "out" / "fast" / "model_index.json").is_file()
