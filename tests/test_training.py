@@ -129,14 +129,15 @@ def test_crawl_sprites_run_loads_with_stock_ddpm_pipeline_in_a_fresh_interpreter
     assert result == {"shape": [2, 16, 16, 3], "unet": "ContextUnet"}
 
 
-def test_conditional_run_saves_a_sprite_pipeline_with_a_card(sprite_arrays, tmp_path):
+def test_conditional_run_saves_a_sprite_pipeline_with_a_card(sprite_arrays, tmp_path, monkeypatch):
     from huggingface_hub import ModelCard
 
     from hf_sprites import SpritePipeline
 
+    monkeypatch.chdir(tmp_path)  # a relative --output_dir
     out = tmp_path / "cond"
     main(["--preset", "sprites_context", "--train_data_dir", str(sprite_arrays), "--max_train_steps", "2",
-          "--output_dir", str(out), *TINY])
+          "--output_dir", "cond", *TINY])
     pipe = SpritePipeline.from_pretrained(out)
     assert pipe.unet.config.n_cfeat == 3
     images = pipe(class_labels=[0, 2], num_inference_steps=2, output_type="np").images

@@ -71,6 +71,7 @@ class TrainConfig:
     noise_distribution: str = "gaussian"
     data_range: str = "-1..1"
     loss_type: str = "l2"
+    guidance_scale: float = 1.0
     # optimisation
     train_batch_size: int = 16
     eval_batch_size: int = 16
@@ -187,6 +188,8 @@ def _add_model_flags(parser):
     _flag(parser, "noise_distribution", choices=("gaussian", "uniform"), help="CorruptScheduler noise")
     _flag(parser, "data_range", choices=("-1..1", "0..1"), help="CorruptScheduler data range")
     _flag(parser, "loss_type", choices=LOSS_TYPES)
+    _flag(parser, "guidance_scale", type=float,
+          help="classifier-free guidance of the sample grids (conditional ContextUnet trained with --cond_drop_prob)")
 
 
 def _add_optim_flags(parser):
@@ -246,8 +249,11 @@ def resolve_config(given: dict) -> TrainConfig:
     if values.get("ddpm_beta_schedule") == "course" and "ddpm_num_steps" not in values:
         values["ddpm_num_steps"] = COURSE_NUM_STEPS
     conditional_unet = values.get("model") == "context_unet" and (values.get("conditional") or values.get("class_column"))
+    # a preset's context dropout and guidance are moot once flags turn the context off
     if "cond_drop_prob" not in given and not conditional_unet:
-        values["cond_drop_prob"] = 0.0  # a preset's context dropout is moot once flags turn the context off
+        values["cond_drop_prob"] = 0.0
+    if "guidance_scale" not in given and not values.get("cond_drop_prob"):
+        values["guidance_scale"] = 1.0
     return TrainConfig(**values)
 
 

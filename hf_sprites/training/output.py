@@ -71,7 +71,7 @@ def write_card(cfg, output_dir, source, sample_image: Optional[Path]) -> Optiona
         repo_id=cfg.hub_model_id,
         dataset_name=cfg.dataset_name or cfg.train_data_dir or "scikit-learn digits (embedded)",
         hyperparameters=card_hyperparameters(cfg),
-        sample_image=sample_image,
+        sample_image=None if sample_image is None else Path(sample_image).resolve(),
         conditional=cfg.conditional,
         class_names=source.class_names if cfg.conditional else None,
         extra_tags=("hf-sprites-train", cfg.model),

@@ -58,7 +58,10 @@ def eval_mode(model):
 
 
 def sample(unet, scheduler, conditioning: dict, seed: int, num_inference_steps=None, intermediates=False):
-    """Run the pipeline once; returns `SpritePipelineOutput` (PIL images, optional intermediate frames)."""
+    """Run the pipeline once; returns `SpritePipelineOutput` (PIL images, optional intermediate frames).
+
+    `conditioning` holds the pipeline's conditioning arguments (batch_size, class_labels/context, guidance_scale).
+    """
     pipe = SpritePipeline(unet=unet, scheduler=type(scheduler).from_config(scheduler.config))
     pipe.set_progress_bar_config(disable=True)
     generator = torch.Generator(device=unet.device).manual_seed(seed)
@@ -73,6 +76,8 @@ class Previewer:
     def __init__(self, cfg, output_dir, num_classes=None, label_kind=None, seed: int = 0):
         self.cfg, self.samples_dir, self.seed = cfg, Path(output_dir) / "samples", seed
         self.conditioning, self.nrow = preview_conditioning(cfg.eval_batch_size, num_classes, label_kind)
+        if num_classes and cfg.guidance_scale != 1.0:
+            self.conditioning["guidance_scale"] = cfg.guidance_scale
 
     def grid(self, unet, scheduler, intermediates=False):
         out = sample(unet, scheduler, self.conditioning, self.seed, self.cfg.ddpm_num_inference_steps, intermediates)

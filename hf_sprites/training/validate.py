@@ -70,6 +70,10 @@ def check_model_options(cfg) -> None:
     if cfg.cond_drop_prob > 0 and not (cfg.conditional and cfg.model == "context_unet"):
         _fail("--cond_drop_prob drops the context of a conditional ContextUnet (classifier-free guidance); use it with "
               "--model context_unet and labels (--class_column / --conditional), or set it to 0")
+    if cfg.guidance_scale != 1.0 and cfg.cond_drop_prob <= 0:
+        _fail(f"--guidance_scale {cfg.guidance_scale} guides against the null context, which only a model trained with "
+              "context dropout knows; add --cond_drop_prob 0.1 (with labels and --model context_unet) or use "
+              "--guidance_scale 1")
     if cfg.ddpm_beta_schedule == "course" and cfg.model != "basic_unet" and cfg.prediction_type != "epsilon":
         _fail(f"the course schedule (SpriteScheduler) predicts noise; use --prediction_type epsilon or another "
               f"--ddpm_beta_schedule (got --prediction_type {cfg.prediction_type})")
