@@ -3,8 +3,9 @@ then domain-FID/KID of each with the same sampler, seed and sample count.
 
 (a) `course_loop.CourseLoop` (lab 2 as the course writes it, including its noising without the square
     root on the noise term; `--course_standard_noise` switches that off to isolate the loop's speed);
-(c) hf_sprites' `train_loop` for the `sprites` preset with the speed flags of `train_throughput.py`
-    (`--channels_last`, `--torch_compile` on CUDA, bf16 on CUDA).
+(c) hf_sprites' `train_loop` for the `sprites` preset with the device's chosen speed flags from
+    `train_throughput.py` (`--channels_last`, bf16 mixed precision where the device has native bf16,
+    `--torch_compile` on CUDA).
 
 The budget counts from the first training step (model and data set-up excluded; compilation and
 data loading inside the loop included). Both models are then sampled through `SpritePipeline` with
@@ -22,7 +23,7 @@ import time
 from pathlib import Path
 
 from common import DEFAULT_DATA, base_parser, check_data_dir, emit, runtime_info, setup, synchronize, to_uint8_hwc
-from train_throughput import CourseVariant, PackageVariant, package_config, source_tensors
+from train_throughput import CourseVariant, PackageVariant, fast_flags, fast_settings, package_config, source_tensors
 
 
 def train_fast(variant: PackageVariant, budget_s: float) -> dict:
@@ -49,6 +50,23 @@ def train_course(variant: CourseVariant, budget_s: float) -> dict:
     return {k: stats[k] for k in ("steps", "images", "seconds", "img_per_s")}
 
 
+def save_with_grid(pipe, folder: Path, args) -> None:
+    """The trained pipeline folder plus `samples.png`: 64 samples (same sampler and seed as the evaluation)."""
+    import torch
+
+    from hf_sprites.evaluation import swap_sampler
+    from hf_sprites.training.output import save_pipeline
+    from hf_sprites.viz import image_grid, save_atomic
+
+    save_pipeline(pipe.unet, pipe.scheduler, folder, conditional=False)
+    grid_pipe = type(pipe)(unet=pipe.unet, scheduler=pipe.scheduler)
+    grid_pipe.set_progress_bar_config(disable=True)
+    swap_sampler(grid_pipe, args.sampler)
+    images = grid_pipe(batch_size=64, num_inference_steps=args.num_inference_steps,
+                       generator=torch.Generator().manual_seed(args.seed)).images
+    save_atomic(image_grid(images, nrow=8, scale=4), folder / "samples.png")
+
+
 def score(unet, args, device, name: str, output_dir) -> dict:
     """Save (optionally) and evaluate one trained unet with the shared sampler settings."""
     from hf_sprites import ContextUnet, SpritePipeline, SpriteScheduler
@@ -59,9 +77,7 @@ def score(unet, args, device, name: str, output_dir) -> dict:
     clean = clean.to(device).eval()
     pipe = SpritePipeline(unet=clean, scheduler=SpriteScheduler())
     if output_dir:
-        from hf_sprites.training.output import save_pipeline
-
-        save_pipeline(clean, pipe.scheduler, Path(output_dir) / name, conditional=False)
+        save_with_grid(pipe, Path(output_dir) / name, args)
     return evaluate(
         pipe, reference=args.data_path, split="train", num_samples=args.num_samples,
         num_inference_steps=args.num_inference_steps, seed=args.seed, batch_size=args.eval_batch_size,
@@ -76,7 +92,7 @@ def build(args, device, workdir: str):
     from hf_sprites.training.batches import make_transform
 
     size = ["--n_feat", str(args.n_feat), "--train_batch_size", str(args.batch_size)]
-    speed = ["--channels_last"] + (["--mixed_precision", "bf16", "--torch_compile"] if device.type == "cuda" else [])
+    speed = fast_flags(*fast_settings(device.type, full_run=False)[0])
     cfg = package_config(args.data, f"{workdir}/fast", args.seed, size + speed)
     source = load_images(cfg.dataset_name, None, cfg.train_data_dir, "train")
     sprites = to_uint8_hwc(source_tensors(source, make_transform(cfg, 3)))

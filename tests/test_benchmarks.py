@@ -1,6 +1,7 @@
 """Smoke runs of the benchmark scripts: each must execute end to end and print its JSON keys as the last line.
 
-No timing assertions: the numbers depend on the machine. Tiny models and sizes (`--smoke`). Without the shared
+No timing assertions: the numbers depend on the machine. Tiny models and sizes (`--smoke`), one thread (two OpenMP
+threads on a 2-core machine that is also running something else slow down by up to 10x). Without the shared
 crawl-sprites folder the training benchmarks run on the embedded digits instead (`--data embedded`).
 """
 
@@ -20,8 +21,8 @@ RUNTIME_KEYS = {"device", "torch", "threads", "cpu", "precision"}
 
 def run_benchmark(script: str, *flags: str, tmp_path: Path) -> dict:
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--smoke", *flags], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=600)
+    command = [sys.executable, str(ROOT / "benchmarks" / script), "--smoke", "--threads", "1", *flags]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 

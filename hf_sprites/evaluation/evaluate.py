@@ -105,7 +105,7 @@ def _unet_geometry(unet) -> tuple[int, int]:
 
 
 def _build_extractor(features, ref_images, ref_labels, num_classes, recipe, cache_dir):
-    """(extractor, classifier or None) for "domain", "inception" or a ready FeatureExtractor object."""
+    """(extractor, classifier or None) for "domain" or a ready FeatureExtractor object."""
     if features == "domain":
         if ref_labels is None:
             raise ValueError(
@@ -114,8 +114,6 @@ def _build_extractor(features, ref_images, ref_labels, num_classes, recipe, cach
             )
         classifier = load_or_train_domain_classifier(ref_images, ref_labels, recipe, num_classes, cache_dir)
         return DomainFeatures(classifier), classifier
-    if features == "inception":
-        return InceptionFeatures(), None
     if callable(features) and hasattr(features, "feature_dim"):
         return features, None
     raise ValueError(f"features must be 'domain', 'inception' or a FeatureExtractor, got {features!r}.")
@@ -124,6 +122,8 @@ def _build_extractor(features, ref_images, ref_labels, num_classes, recipe, cach
 def _check_arguments(num_samples: int, batch_size: int, features, recipe: ClassifierRecipe) -> None:
     if num_samples < 2 or batch_size < 1:
         raise ValueError(f"num_samples must be >= 2 and batch_size >= 1, got {num_samples} and {batch_size}.")
+    if isinstance(features, str) and features not in ("domain", "inception"):
+        raise ValueError(f"features must be 'domain', 'inception' or a FeatureExtractor, got {features!r}.")
     dim = recipe.feature_dim if features == "domain" else getattr(features, "feature_dim", 2048)
     if num_samples < fid_min_samples(dim):
         check_sample_counts(num_samples, fid_min_samples(dim), dim)
@@ -181,7 +181,8 @@ def evaluate(
     """
     recipe = classifier_recipe or ClassifierRecipe()
     _check_arguments(num_samples, batch_size, features, recipe)
-    extractor = InceptionFeatures() if features == "inception" else None
+    if features == "inception":
+        features = InceptionFeatures()  # fails here, before any sampling, when it is not available
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     pipe, saved_conditional = load_pipeline(pipeline_or_path, device)
     conditional = saved_conditional if conditional is None else conditional
@@ -192,10 +193,7 @@ def evaluate(
         reference, split, resolution, channels, interpolation, background, image_column, class_column, max_reference
     )
     _check_classes(conditional, pipe, source)
-    if extractor is None:
-        extractor, classifier = _build_extractor(features, ref_images, ref_labels, source.num_classes, recipe, cache_dir)
-    else:
-        classifier = None
+    extractor, classifier = _build_extractor(features, ref_images, ref_labels, source.num_classes, recipe, cache_dir)
     check_sample_counts(num_samples, len(ref_images), extractor.feature_dim)
     if conditional and classifier is None:
         raise ValueError("Class-conditional accuracy needs the domain classifier: use features='domain' or conditional=False.")
