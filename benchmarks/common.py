@@ -68,6 +68,7 @@ def runtime_info(device: torch.device | None = None) -> dict:
         "threads": torch.get_num_threads(),
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
     }
 

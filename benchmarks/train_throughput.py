@@ -14,6 +14,9 @@ The variants run interleaved in rounds (a, b, c, a, b, c, ...) after an untimed 
 from other processes hits all of them alike; the ratios are totals over all rounds. The model is the
 course ContextUnet (n_feat 64, 16x16 RGB, batch 100) on crawl-sprites composited on white.
 
+`examples/train.py` sets OMP_WAIT_POLICY=PASSIVE unless it is exported; here that setting is process-wide
+and applies to all three loops alike: export it to measure under the same policy (the JSON records it).
+
 Example:
     python benchmarks/train_throughput.py --quick
 """

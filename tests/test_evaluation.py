@@ -205,6 +205,8 @@ def test_evaluate_errors_come_before_sampling(tmp_path):
         run_digits(digits_pipeline(n_cfeat=5), tmp_path)
     with pytest.raises(FileNotFoundError, match="not a pipeline folder"):
         run_digits(str(tmp_path), tmp_path)
+    with pytest.raises(ValueError, match="guidance_scale"):
+        run_digits(digits_pipeline(), tmp_path, conditional=False, guidance_scale=2.0)
     with pytest.raises(ValueError, match="Unknown sampler"):
         run_digits(digits_pipeline(), tmp_path, sampler="euler")
 

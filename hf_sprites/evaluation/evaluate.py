@@ -129,7 +129,9 @@ def _check_arguments(num_samples: int, batch_size: int, features, recipe: Classi
         check_sample_counts(num_samples, fid_min_samples(dim), dim)
 
 
-def _check_classes(conditional: bool, pipe, source) -> None:
+def _check_classes(conditional: bool, pipe, source, guidance_scale: float) -> None:
+    if not conditional and guidance_scale != 1.0:
+        raise ValueError("guidance_scale != 1 needs class-conditional sampling; drop --unconditional or the guidance.")
     if conditional and pipe.num_classes != source.num_classes:
         raise ValueError(
             f"The pipeline takes {pipe.num_classes} classes but the reference {source.source} has "
@@ -192,7 +194,7 @@ def evaluate(
     ref_images, ref_labels, source = load_reference(
         reference, split, resolution, channels, interpolation, background, image_column, class_column, max_reference
     )
-    _check_classes(conditional, pipe, source)
+    _check_classes(conditional, pipe, source, guidance_scale)
     extractor, classifier = _build_extractor(features, ref_images, ref_labels, source.num_classes, recipe, cache_dir)
     check_sample_counts(num_samples, len(ref_images), extractor.feature_dim)
     if conditional and classifier is None:
