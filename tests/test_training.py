@@ -136,8 +136,9 @@ def test_conditional_run_saves_a_sprite_pipeline_with_a_card(sprite_arrays, tmp_
 
     monkeypatch.chdir(tmp_path)  # a relative --output_dir
     out = tmp_path / "cond"
-    main(["--preset", "sprites_context", "--train_data_dir", str(sprite_arrays), "--max_train_steps", "2",
-          "--output_dir", "cond", *TINY])
+    main(["--preset", "sprites_context", "--train_data_dir", str(sprite_arrays), "--max_train_steps", "8",
+          "--output_dir", "cond", *TINY, "--save_images_epochs", "1", "--save_model_epochs", "1"])
+    assert os.listdir(out / "samples") == ["step-000006.png"]  # 48 images / batch 8: epoch 1 ends at step 6
     pipe = SpritePipeline.from_pretrained(out)
     assert pipe.unet.config.n_cfeat == 3
     images = pipe(class_labels=[0, 2], num_inference_steps=2, output_type="np").images
@@ -148,23 +149,30 @@ def test_conditional_run_saves_a_sprite_pipeline_with_a_card(sprite_arrays, tmp_
     assert card.data.to_dict()["hf_sprites"]["hyperparameters"]["cond_drop_prob"] == 0.1
 
 
-def test_unet2d_and_corrupt_baseline_runs(tmp_path):
+def test_class_conditional_unet2d_and_per_item_corrupt_baseline_runs(tmp_path):
     from diffusers import DDPMPipeline
 
-    import hf_sprites  # noqa: F401
+    from hf_sprites import SpritePipeline
 
     unet2d = ["--model", "unet2d", "--block_out_channels", "32", "32", "--down_block_types", "DownBlock2D",
               "AttnDownBlock2D", "--up_block_types", "AttnUpBlock2D", "UpBlock2D", "--ddpm_num_steps", "20",
-              "--ddpm_beta_schedule", "sigmoid", "--loss_type", "huber", "--use_ema", "--no-conditional"]
+              "--ddpm_beta_schedule", "sigmoid", "--loss_type", "huber", "--use_ema", "--gradient_accumulation_steps", "2"]
     common = [*TINY, "--max_train_steps", "2"]
-    main(["--output_dir", str(tmp_path / "u"), *common, *unet2d])
-    main(["--preset", "corrupt_baseline", "--output_dir", str(tmp_path / "c"), *common, "--model", "basic_unet"])
-    for name, unet_class, scheduler_class in (("u", "UNet2DModel", "DDPMScheduler"),
-                                              ("c", "BasicUNet", "CorruptScheduler")):
-        pipe = DDPMPipeline.from_pretrained(tmp_path / name)
-        assert (type(pipe.unet).__name__, type(pipe.scheduler).__name__) == (unet_class, scheduler_class)
-        assert pipe(batch_size=1, num_inference_steps=2, output_type="np").images.shape == (1, 8, 8, 1)
-    assert DDPMPipeline.from_pretrained(tmp_path / "u").scheduler.config.beta_schedule == "sigmoid"
+    main(["--output_dir", str(tmp_path / "u"), *common, *unet2d])  # digits labels -> class embeddings
+    pipe = SpritePipeline.from_pretrained(tmp_path / "u")
+    assert (type(pipe.unet).__name__, pipe.unet.config.num_class_embeds, pipe.scheduler.config.beta_schedule) == (
+        "UNet2DModel", 10, "sigmoid")
+    assert pipe(class_labels=[3], num_inference_steps=2, output_type="np").images.shape == (1, 8, 8, 1)
+    state = torch.load(tmp_path / "u" / "checkpoint-2" / STATE_FILE, weights_only=True)
+    assert (state["global_step"], state["data"]["position"]) == (2, 4)  # 2 updates of 2 accumulated batches
+
+    main(["--preset", "corrupt_baseline", "--output_dir", str(tmp_path / "c"), *common, "--model", "basic_unet",
+          "--cache_on_device", "never", "--checkpointing_steps", "2"])
+    pipe = DDPMPipeline.from_pretrained(tmp_path / "c")
+    assert (type(pipe.unet).__name__, type(pipe.scheduler).__name__) == ("BasicUNet", "CorruptScheduler")
+    assert pipe(batch_size=1, num_inference_steps=2, output_type="np").images.shape == (1, 8, 8, 1)
+    state = torch.load(tmp_path / "c" / "checkpoint-2" / STATE_FILE, weights_only=True)
+    assert state["data"] == {"epoch": 0, "position": 2}  # the per-item path's resumable position
 
 
 # --- resume --------------------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from typing import Optional
 
 from diffusers import DDPMScheduler, UNet2DModel
 
-
+from hf_sprites import BasicUNet, ContextUnet, CorruptScheduler, SpriteScheduler
 
 
 def label_width(cfg, num_classes: Optional[int]) -> int:
@@ -28,30 +28,22 @@ def label_width(cfg, num_classes: Optional[int]) -> int:
     return cfg.n_cfeat or 5
 
 
-def _context_unet(cfg, channels: int, num_classes: Optional[int]):
-    from hf_sprites import ContextUnet
+def _image_size(cfg, channels: int) -> dict:
+    return {"sample_size": cfg.resolution, "in_channels": channels, "out_channels": channels}
 
-    return ContextUnet(
-        sample_size=cfg.resolution,
-        in_channels=channels,
-        out_channels=channels,
-        n_feat=cfg.n_feat,
-        n_cfeat=label_width(cfg, num_classes),
-        num_train_timesteps=cfg.ddpm_num_steps,
-    )
+
+def _context_unet(cfg, channels: int, num_classes: Optional[int]):
+    return ContextUnet(**_image_size(cfg, channels), n_feat=cfg.n_feat, n_cfeat=label_width(cfg, num_classes),
+                       num_train_timesteps=cfg.ddpm_num_steps)
 
 
 def _basic_unet(cfg, channels: int, num_classes: Optional[int]):
-    from hf_sprites import BasicUNet
-
-    return BasicUNet(sample_size=cfg.resolution, in_channels=channels, out_channels=channels)
+    return BasicUNet(**_image_size(cfg, channels))
 
 
 def _unet2d(cfg, channels: int, num_classes: Optional[int]):
     return UNet2DModel(
-        sample_size=cfg.resolution,
-        in_channels=channels,
-        out_channels=channels,
+        **_image_size(cfg, channels),
         layers_per_block=cfg.layers_per_block,
         block_out_channels=tuple(cfg.block_out_channels),
         down_block_types=tuple(cfg.down_block_types),
@@ -71,16 +63,12 @@ def build_model(cfg, channels: Optional[int] = None, num_classes: Optional[int] 
 def build_scheduler(cfg):
     """The training noise scheduler; it is also the one saved with the pipeline."""
     if cfg.model == "basic_unet":
-        from hf_sprites import CorruptScheduler
-
         return CorruptScheduler(
             num_train_timesteps=cfg.ddpm_num_steps,
             noise_distribution=cfg.noise_distribution,
             data_range=cfg.data_range,
         )
     if cfg.ddpm_beta_schedule == "course":
-        from hf_sprites import SpriteScheduler
-
         return SpriteScheduler(prediction_type=cfg.prediction_type)
     return DDPMScheduler(
         num_train_timesteps=cfg.ddpm_num_steps,

@@ -270,7 +270,7 @@ def train(cfg) -> Path:
         source = load_source(cfg)
     check_data(cfg, source, accelerator.num_processes)
     if cfg.seed is not None:
-        set_seed(cfg.seed)
+        set_seed(cfg.seed, device_specific=True)  # own noise per process; DDP syncs the initial weights
     channels = cfg.in_channels or infer_channels(source)
     batches = make_batches(cfg, source, accelerator, channels, label_mode(cfg))
     run = build_run(cfg, accelerator, source, batches, channels)
