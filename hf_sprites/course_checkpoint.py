@@ -20,11 +20,11 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
+from .atomic import make_staging_dir
 from .hub.card import write_model_card
 from .models import ContextUnet
 from .pipelines import SpritePipeline
@@ -140,8 +140,7 @@ def convert_course_checkpoint(
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
         raise FileExistsError(f"{out_dir} exists and is not empty; choose a new folder or pass --overwrite_output_dir.")
     unet = course_unet(load_course_state_dict(ckpt_path))
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    staging = make_staging_dir(out_dir)
     try:
         _write_pipeline(staging, unet, Path(ckpt_path).name, context, local_path=out_dir)
         _replace_dir(staging, out_dir)

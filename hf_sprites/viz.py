@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 from PIL import Image
+
+from .atomic import temporary_sibling
 
 
 def image_grid(images: Sequence[Image.Image], nrow: int | None = None, scale: int = 1, pad: int = 1) -> Image.Image:
@@ -20,7 +21,8 @@ def image_grid(images: Sequence[Image.Image], nrow: int | None = None, scale: in
     ```py
     >>> from PIL import Image
     >>> image_grid([Image.new("RGB", (16, 16))] * 6, nrow=3, scale=2).size
-    (101, 67)
+    (100, 67)
+
     ```
     """
     if not images:
@@ -46,17 +48,9 @@ def tensor_to_pil(batch: torch.Tensor) -> list[Image.Image]:
 
 def save_atomic(image: Image.Image, path: str | os.PathLike, **save_kwargs) -> Path:
     """Save a PIL image through a temporary file in the same folder, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix)
-    os.close(fd)
-    try:
+    with temporary_sibling(path) as tmp:
         image.save(tmp, **save_kwargs)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return Path(path)
 
 
 def save_gif(frames: Sequence[Image.Image], path: str | os.PathLike, duration_ms: int = 80, loop: int = 0, hold_last_ms: int = 1000) -> Path:
@@ -79,6 +73,9 @@ def denoising_gif(
     >>> import torch, tempfile, os
     >>> frames = [torch.rand(4, 3, 16, 16) for _ in range(10)]
     >>> path = denoising_gif(frames, os.path.join(tempfile.mkdtemp(), "denoise.gif"))
+    >>> path.stat().st_size > 0
+    True
+
     ```
     """
     if not intermediates:

@@ -41,6 +41,7 @@ def load_unet(path_or_repo: str | os.PathLike, subfolder: str | None = "unet", *
     ```py
     >>> from hf_sprites.models import load_unet
     >>> unet = load_unet("my-sprite-pipeline")  # ContextUnet, BasicUNet or UNet2DModel  # doctest: +SKIP
+
     ```
     """
     hub_kwargs = {k: kwargs[k] for k in ("revision", "cache_dir", "token", "local_files_only") if k in kwargs}

@@ -39,6 +39,7 @@ class BasicUNet(UNet2DModel):
     >>> net = BasicUNet(sample_size=28)
     >>> net(torch.randn(8, 1, 28, 28), 0).sample.shape
     torch.Size([8, 1, 28, 28])
+
     ```
     """
 

@@ -126,6 +126,7 @@ class ContextUnet(UNet2DModel):
     torch.Size([2, 3, 16, 16])
     >>> unet(x, 10, context=torch.tensor([[1, 0, 0.6, 0, 0]] * 2)).sample.shape  # mixtures of contexts
     torch.Size([2, 3, 16, 16])
+
     ```
     """
 

@@ -47,6 +47,7 @@ class SpritePipeline(DiffusionPipeline):
     >>> images = pipe(class_labels=[0, 1, 2], num_inference_steps=5, generator=torch.manual_seed(0)).images
     >>> pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)  # the course's fast sampler
     >>> mixed = pipe(context=[[1, 0, 0.6, 0, 0]], guidance_scale=2.0, num_inference_steps=25).images
+
     ```
     """
 

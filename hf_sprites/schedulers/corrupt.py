@@ -45,6 +45,7 @@ class CorruptScheduler(DDPMScheduler):
     >>> x = torch.zeros(1, 1, 4, 4); noise = torch.ones_like(x)
     >>> float(scheduler.add_noise(x, noise, torch.tensor([499])).mean())  # amount 0.5
     0.5
+
     ```
     """
 

@@ -62,6 +62,7 @@ class SpriteScheduler(DDPMScheduler):
     >>> len(scheduler.timesteps), int(scheduler.timesteps[0])
     (500, 499)
     >>> no_z = SpriteScheduler.from_config(scheduler.config, extra_noise=False)
+
     ```
     """
 
