@@ -50,8 +50,21 @@ def sprite_arrays(tmp_path) -> Path:
     return folder
 
 
+# One thread per process: OpenMP threads that spin while they wait make tiny models crawl when the 2 cores are
+# shared with other work (and the resume test compares runs made in different processes).
+QUIET_OMP = {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def run_script(args, env=None, **kwargs) -> subprocess.Popen:
-    full_env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", **(env or {})}
+    full_env = {**os.environ, **QUIET_OMP, **(env or {})}
     return subprocess.Popen([sys.executable, str(TRAIN_SCRIPT), *args], cwd=REPO, env=full_env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
 
@@ -125,6 +138,7 @@ def test_crawl_sprites_run_loads_with_stock_ddpm_pipeline_in_a_fresh_interpreter
         "images = pipe(batch_size=2, num_inference_steps=3, output_type='np').images\n"
         "print(json.dumps({'shape': list(images.shape), 'unet': type(pipe.unet).__name__}))",
         cwd=tmp_path,
+        env=QUIET_OMP,
     )
     assert result == {"shape": [2, 16, 16, 3], "unet": "ContextUnet"}
 
@@ -147,6 +161,10 @@ def test_conditional_run_saves_a_sprite_pipeline_with_a_card(sprite_arrays, tmp_
     assert card.data.library_name == "diffusers" and "diffusion-models-class" in card.data.tags
     assert "SpritePipeline.from_pretrained" in card.text
     assert card.data.to_dict()["hf_sprites"]["hyperparameters"]["cond_drop_prob"] == 0.1
+    snippet = card.text.split("```python\n", 1)[1].split("```", 1)[0]
+    result = run_python(snippet + "\nimport json, os\nprint(json.dumps({'saved': os.path.isfile('sample.png')}))\n",
+                        cwd=tmp_path, env=QUIET_OMP)
+    assert result == {"saved": True}
 
 
 def test_class_conditional_unet2d_and_per_item_corrupt_baseline_runs(tmp_path):
@@ -229,7 +247,7 @@ def test_two_process_cpu_run_writes_exactly_one_output(tmp_path):
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(TRAIN_SCRIPT),
                "--output_dir", str(out), "--max_train_steps", "2", "--checkpointing_steps", "2", "--no-save_gif", *TINY]
-    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"}
+    env = {**os.environ, **QUIET_OMP, "ACCELERATE_USE_CPU": "1"}
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
     files = files_under(out)
