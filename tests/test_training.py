@@ -284,12 +284,25 @@ def _negative_labels(tmp_path) -> Path:
     return folder
 
 
+def _broken_image(tmp_path) -> Path:
+    from PIL import Image
+
+    folder = tmp_path / "broken"
+    (folder / "a").mkdir(parents=True)
+    for index in range(12):
+        Image.new("RGB", (8, 8), "red").save(folder / "a" / f"{index}.png")
+    (folder / "a" / "zz.png").write_bytes(b"this is not a png")
+    return folder
+
+
 BAD_INPUTS = {
     "unknown dataset": (lambda tmp: ["--train_data_dir", str(tmp / "missing")], "does not exist"),
     "no image column": (lambda tmp: ["--train_data_dir", str(_csv_without_images(tmp))], "image"),
     "labels required": (lambda tmp: ["--preset", "sprites_context", "--train_data_dir", str(_unlabelled_arrays(tmp))],
                         "--class_column"),
     "labels out of range": (lambda tmp: ["--train_data_dir", str(_negative_labels(tmp))], "negative"),
+    "unreadable image": (lambda tmp: ["--train_data_dir", str(_broken_image(tmp)), "--train_batch_size", "4"],
+                         "cannot be read"),
     "resolution": (lambda tmp: ["--resolution", "18"], "multiple of 4"),
     "unet2d resolution": (lambda tmp: ["--model", "unet2d", "--resolution", "20"], "multiple of 32"),
     "push without token": (lambda tmp: ["--push_to_hub", "--hub_model_id", "me/model"], "token"),

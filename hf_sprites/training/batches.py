@@ -1,13 +1,13 @@
 """Turn an `ImageSource` into training batches: device-resident for small data, per-item for large data.
 
 Small datasets (the preprocessed float32 tensor fits `hf_sprites.data.DEVICE_CACHE_MAX_BYTES`, 2 GiB)
-are transformed once and kept as one tensor on the training device (`hf_sprites.data.DeviceBatcher`): a batch is an index, with no
-per-item Python in the hot loop. Larger ones go through `ItemBatches`, a DataLoader over
-`hf_sprites.data.ItemDataset` with a seeded per-epoch order so a resumed run continues at the same item.
+are transformed once and kept as one tensor on the training device (`hf_sprites.data.DeviceBatcher`):
+a batch is an index, with no per-item Python in the hot loop. Larger ones go through `ItemBatches`, a
+DataLoader over `hf_sprites.data.ItemDataset` with a seeded per-epoch order, so a resumed run continues
+at the same item.
 
-Both split the data across processes and expose the same
-interface: `len()` (batches per epoch), `epoch`, iteration over the rest of the current epoch, and
-`state_dict()` / `load_state_dict()`.
+Both split the data across processes and expose the same interface: `len()` (batches per epoch),
+`epoch`, iteration over the rest of the current epoch, and `state_dict()` / `load_state_dict()`.
 
 Example:
     >>> import torch
@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
+from hf_sprites.data import (DeviceBatcher, ItemDataset, build_transform, check_images, fits_device_cache,
+                             to_tensors)
 
 
 def shard(tensor: Optional[torch.Tensor], process_index: int, num_processes: int) -> Optional[torch.Tensor]:
@@ -37,8 +39,6 @@ def shard(tensor: Optional[torch.Tensor], process_index: int, num_processes: int
 
 def fits_on_device(cfg, num_items: int, channels: int) -> bool:
     """Whether `--cache_on_device` (auto: by size) keeps the whole preprocessed dataset on the device."""
-    from hf_sprites.data import fits_device_cache
-
     if cfg.cache_on_device != "auto":
         return cfg.cache_on_device == "always"
     return fits_device_cache(num_items, channels, cfg.resolution)
@@ -46,8 +46,6 @@ def fits_on_device(cfg, num_items: int, channels: int) -> bool:
 
 def make_transform(cfg, channels: int):
     """The deterministic preprocessing (resize, crop, RGBA background, channels, [-1, 1]); flips happen per batch."""
-    from hf_sprites.data import build_transform
-
     return build_transform(
         cfg.resolution,
         channels,
@@ -69,8 +67,6 @@ def context_labels(labels: Optional[torch.Tensor], num_classes: Optional[int], l
 
 def device_batches(cfg, source, accelerator, channels: int, label_mode: Optional[str]):
     """Preprocess every image once and serve batches from one tensor on `accelerator.device`."""
-    from hf_sprites.data import DeviceBatcher, to_tensors
-
     images, labels = to_tensors(source, make_transform(cfg, channels), max_items=cfg.max_train_samples)
     return DeviceBatcher(
         images,
@@ -114,8 +110,6 @@ class ItemBatches:
         return images, None if labels is None else labels.to(self.accelerator.device)
 
     def __iter__(self):
-        from hf_sprites.data import ItemDataset
-
         loader = DataLoader(Subset(self.dataset, self._order().tolist()), batch_size=self.batch_size,
                             num_workers=self.num_workers, drop_last=True, collate_fn=ItemDataset.collate)
         for batch in loader:
@@ -131,8 +125,6 @@ class ItemBatches:
 
 
 def item_batches(cfg, source, accelerator, channels: int, label_mode: Optional[str]) -> ItemBatches:
-    from hf_sprites.data import ItemDataset, check_images
-
     check_images(source, cfg.max_train_samples)
     dataset = ItemDataset(source, make_transform(cfg, channels))
     if cfg.max_train_samples:

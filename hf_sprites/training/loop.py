@@ -26,6 +26,7 @@ from accelerate.logging import get_logger
 from accelerate.utils import ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 
+from hf_sprites.data import load_images
 from hf_sprites.hub.files import atomic_write_text
 
 from .batches import make_batches
@@ -95,8 +96,6 @@ def make_accelerator(cfg) -> Accelerator:
 
 
 def load_source(cfg):
-    from hf_sprites.data import load_images
-
     return load_images(cfg.dataset_name, cfg.dataset_config_name, cfg.train_data_dir, cfg.split, cfg.image_column,
                        cfg.class_column, cfg.cache_dir)
 

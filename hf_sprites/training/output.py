@@ -23,6 +23,8 @@ from typing import Optional
 from diffusers import DDPMPipeline
 
 from hf_sprites import SpritePipeline
+from hf_sprites.hub.card import write_model_card
+from hf_sprites.hub.push import push_folder
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +66,6 @@ def save_pipeline(unet, scheduler, output_dir, conditional: bool) -> Path:
 
 def write_card(cfg, output_dir, source, sample_image: Optional[Path]) -> Optional[Path]:
     """The model card (README.md) through `hf_sprites.hub.card.write_model_card`, without secrets."""
-    from hf_sprites.hub.card import write_model_card
-
     return write_model_card(
         output_dir,
         repo_id=cfg.hub_model_id,
@@ -103,7 +103,5 @@ def card_hyperparameters(cfg) -> dict:
 
 def push(cfg, output_dir, repo_id: str, token: Optional[str]) -> None:
     """Upload the folder with `hf_sprites.hub.push.push_folder` (call on the main process only)."""
-    from hf_sprites.hub.push import push_folder
-
     push_folder(output_dir, repo_id, token=token, private=cfg.hub_private_repo,
                 commit_message="Upload pipeline trained with hf_sprites")

@@ -19,6 +19,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from hf_sprites.hub.push import check_repo_id, resolve_token
+
 from .checkpoints import is_checkpoint, list_checkpoints
 
 
@@ -123,8 +125,6 @@ def check_push(cfg) -> Optional[str]:
     """For --push_to_hub: a valid repo id and a token, found now rather than after training. Returns the token."""
     if not cfg.push_to_hub:
         return None
-    from hf_sprites.hub.push import check_repo_id, resolve_token
-
     check_repo_id(hub_repo_id(cfg))
     return resolve_token(cfg.hub_token)
 
