@@ -1,8 +1,13 @@
 """Shared test fixtures: the real data in ../shared, offline Hub mode, tiny generated image folders."""
 
+import os
 from pathlib import Path
 
 import pytest
+
+# Idle OpenMP threads that spin take the cores that working threads (and test subprocesses, which inherit this) need
+# on a small shared CPU; set before torch is imported. An explicit value in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
 
