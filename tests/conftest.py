@@ -52,3 +52,14 @@ def tiny_image_folder(tmp_path) -> Path:
         for index in range(3):
             Image.new("RGB", (8, 8), colour).save(root / name / f"{index}.png")
     return root
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op torch thread for a test module: more OpenMP threads than free cores slow small models down ~10x."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

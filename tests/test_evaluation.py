@@ -36,13 +36,7 @@ CLASSIFIER_TEST_ACCURACY_FLOOR = 0.85
 TINY = ClassifierRecipe(epochs=1, width=8, feature_dim=16)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: OpenMP threads that outnumber free cores (other processes running) slow down ~10x."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def gaussian(n, d, seed, shift=0.0):

@@ -55,12 +55,7 @@ def sprite_arrays(tmp_path) -> Path:
 QUIET_OMP = {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run_script(args, env=None, **kwargs) -> subprocess.Popen:
