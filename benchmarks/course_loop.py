@@ -113,6 +113,7 @@ class CourseLoop:
         self.b_t, self.a_t, self.ab_t = course_schedule(timesteps, device=self.device)
         self.epoch = 0
         self._batches = None
+        self.steps_into_epoch = 0
 
     def step(self, x: torch.Tensor) -> torch.Tensor:
         """One course training step on a batch of clean images."""
@@ -129,20 +130,32 @@ class CourseLoop:
         self.optim.step()
         return loss
 
-    def next_batch(self) -> torch.Tensor:
-        """The next batch of clean images; a new epoch (new shuffle, new worker, lr decay) when one ends."""
+    @property
+    def finished(self) -> bool:
+        """True once all `num_epochs` epochs of the course's schedule have run."""
+        return self.epoch >= self.num_epochs
+
+    def next_batch(self) -> torch.Tensor | None:
+        """The next batch of clean images; a new epoch (new shuffle, new worker, lr decay) when one ends;
+        None when the last epoch has ended."""
+        if self.finished:
+            return None
         if self._batches is None:
             self.optim.param_groups[0]["lr"] = self.lr * (1 - self.epoch / self.num_epochs)
             self._batches = iter(self.dataloader)
+            self.steps_into_epoch = 0
         try:
-            return next(self._batches)[0]
+            batch = next(self._batches)[0]
         except StopIteration:
             self._batches = None
-            self.epoch = min(self.epoch + 1, self.num_epochs - 1)
+            self.epoch += 1
             return self.next_batch()
+        self.steps_into_epoch += 1
+        return batch
 
     def train(self, max_steps: int | None = None, max_seconds: float | None = None) -> dict:
-        """Train until `max_steps` steps or `max_seconds` have passed; continues where the last call stopped.
+        """Train until `max_steps` steps, `max_seconds` or the end of the last epoch; continues where the last
+        call stopped.
 
         Returns steps, images, seconds, img_per_s and the last loss of this call.
         """
@@ -154,6 +167,8 @@ class CourseLoop:
         start = time.perf_counter()
         while not _done(steps, max_steps, time.perf_counter() - start, max_seconds):
             x = self.next_batch()
+            if x is None:
+                break
             loss = self.step(x)
             steps += 1
             images += x.shape[0]

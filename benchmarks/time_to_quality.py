@@ -7,7 +7,8 @@ then domain-FID/KID of each with the same sampler, seed and sample count.
     `train_throughput.py` (`--channels_last`, bf16 mixed precision where the device has native bf16,
     `--torch_compile` on CUDA).
 
-The budget counts from the first training step (model and data set-up excluded; compilation and
+Both follow the preset's recipe (32 epochs, lr decaying linearly per epoch to 0) and stop early when
+it is complete. The budget counts from the first training step (model and data set-up excluded; compilation and
 data loading inside the loop included). Both models are then sampled through `SpritePipeline` with
 the course's schedule and scored by `hf_sprites.evaluation.evaluate` against crawl-sprites' train
 split, with the domain classifier trained on that split's labels.
@@ -27,27 +28,37 @@ from train_throughput import CourseVariant, PackageVariant, fast_flags, fast_set
 
 
 def train_fast(variant: PackageVariant, budget_s: float) -> dict:
-    """Advance the package run in chunks sized from the measured step time until the budget is spent."""
+    """Advance the package run in chunks sized from the measured step time until the budget is spent
+    or the preset's schedule (its planned number of steps) is complete."""
     start = time.perf_counter()
     steps, step_s = 0, None
-    while True:
+    while steps < variant.planned_steps:
         remaining = budget_s - (time.perf_counter() - start)
         if remaining <= 0 or (step_s is not None and remaining < 0.5 * step_s):
             break
         chunk = 1 if step_s is None else max(1, int(0.5 * remaining / step_s))
+        chunk = min(chunk, variant.planned_steps - steps)
         chunk_start = time.perf_counter()
         variant.advance(chunk)
         synchronize(variant.device)
         step_s = (time.perf_counter() - chunk_start) / chunk
         steps += chunk
-    seconds = time.perf_counter() - start
-    images = steps * variant.cfg.train_batch_size
-    return {"steps": steps, "images": images, "seconds": seconds, "img_per_s": images / seconds}
+    batches = variant.run.batches
+    epochs = batches.epoch + batches.position / len(batches)
+    return _train_stats(steps, steps * variant.cfg.train_batch_size, time.perf_counter() - start, epochs,
+                        steps >= variant.planned_steps)
 
 
 def train_course(variant: CourseVariant, budget_s: float) -> dict:
-    stats = variant.loop.train(max_seconds=budget_s)
-    return {k: stats[k] for k in ("steps", "images", "seconds", "img_per_s")}
+    loop = variant.loop
+    stats = loop.train(max_seconds=budget_s)
+    epochs = loop.epoch + (loop.steps_into_epoch / len(loop.dataloader) if not loop.finished else 0)
+    return _train_stats(stats["steps"], stats["images"], stats["seconds"], epochs, loop.finished)
+
+
+def _train_stats(steps: int, images: int, seconds: float, epochs: float, finished: bool) -> dict:
+    return {"steps": steps, "images": images, "seconds": seconds, "img_per_s": images / seconds,
+            "epochs": round(epochs, 2), "finished_recipe": finished}
 
 
 def save_with_grid(pipe, folder: Path, args) -> None:

@@ -61,9 +61,11 @@ class PackageVariant:
         accelerator = make_accelerator(cfg)
         batches = make_batches(cfg, source, accelerator, 3, label_mode(cfg))
         self.run = build_run(cfg, accelerator, source, batches, 3)
+        self.planned_steps = self.run.max_train_steps  # the length of the preset's LR schedule
         self.device = accelerator.device
 
     def advance(self, steps: int) -> int:
+        """Run `steps` more optimizer steps through `train_loop`; returns the images used."""
         from hf_sprites.training.loop import train_loop
 
         self.run.max_train_steps = self.run.global_step + steps
