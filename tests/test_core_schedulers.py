@@ -131,3 +131,15 @@ def test_scheduler_options_are_validated():
     with pytest.raises(ValueError, match="epsilon"):
         SpriteScheduler(prediction_type="sample")
     assert np.isclose(SpriteScheduler().betas[1].item(), 1e-4 + (0.02 - 1e-4) * 2 / 500)
+
+
+def test_bad_step_counts_get_clear_errors():
+    with pytest.raises(ValueError, match="positive integer"):
+        CorruptScheduler().set_timesteps(0)
+    with pytest.raises(ValueError, match="not one of this scheduler's timesteps"):
+        scheduler = CorruptScheduler(num_train_timesteps=10)
+        scheduler.set_timesteps(2)
+        scheduler.step(torch.zeros(1), 3, torch.zeros(1))
+    pipe = SpritePipeline(unet=ContextUnet(n_feat=8), scheduler=SpriteScheduler())
+    with pytest.raises(ValueError, match="positive integer"):
+        pipe(class_labels=[0], num_inference_steps=0)

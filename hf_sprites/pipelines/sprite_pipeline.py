@@ -152,6 +152,8 @@ class SpritePipeline(DiffusionPipeline):
         """
         if output_type not in ("pil", "np", "pt"):
             raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}.")
+        if num_inference_steps is not None and int(num_inference_steps) < 1:
+            raise ValueError(f"num_inference_steps must be a positive integer, got {num_inference_steps!r}.")
         batch_size, cond = self.check_inputs(batch_size, class_labels, context, guidance_scale)
         device, dtype = self._execution_device, self.unet.dtype
         cond = {k: v.to(device=device, dtype=dtype if v.is_floating_point() else v.dtype) for k, v in cond.items()}

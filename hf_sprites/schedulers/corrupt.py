@@ -85,6 +85,8 @@ class CorruptScheduler(DDPMScheduler):
         """`n` evenly spaced amounts from 1 down to `1/n` (capped at `num_train_timesteps` steps)."""
         if timesteps is not None:
             raise ValueError("CorruptScheduler does not take custom timesteps; pass num_inference_steps.")
+        if num_inference_steps is None or int(num_inference_steps) < 1:
+            raise ValueError(f"num_inference_steps must be a positive integer, got {num_inference_steps!r}.")
         T = self.config.num_train_timesteps
         n = min(int(num_inference_steps), T)
         ks = np.round(np.arange(T, 0, -T / n)).astype(np.int64) - 1
@@ -101,7 +103,10 @@ class CorruptScheduler(DDPMScheduler):
         return_dict: bool = True,
     ) -> DDPMSchedulerOutput | tuple:
         """Move `sample` a fraction `1 / (steps left)` toward the predicted clean image `model_output`."""
-        steps_left = len(self.timesteps) - self._index_of[int(timestep)]
+        index = self._index_of.get(int(timestep))
+        if index is None:
+            raise ValueError(f"timestep {int(timestep)} is not one of this scheduler's timesteps; call set_timesteps first.")
+        steps_left = len(self.timesteps) - index
         prev_sample = sample + (model_output - sample) / steps_left
         if not return_dict:
             return (prev_sample, model_output)
