@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import os
 import pickle
-import shutil
 from pathlib import Path
 
 import torch
 
-from .atomic import make_staging_dir
+from .atomic import atomic_folder
 from .hub.card import write_model_card
 from .models import ContextUnet
 from .pipelines import SpritePipeline
@@ -140,12 +139,8 @@ def convert_course_checkpoint(
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
         raise FileExistsError(f"{out_dir} exists and is not empty; choose a new folder or pass --overwrite_output_dir.")
     unet = course_unet(load_course_state_dict(ckpt_path))
-    staging = make_staging_dir(out_dir)
-    try:
+    with atomic_folder(out_dir) as staging:  # a previous out_dir is replaced only once the new one is complete
         _write_pipeline(staging, unet, Path(ckpt_path).name, context, local_path=out_dir)
-        _replace_dir(staging, out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return out_dir
 
 
@@ -167,15 +162,3 @@ def _write_pipeline(folder: Path, unet: ContextUnet, source_name: str, context: 
         extra_tags=("deeplearning-ai-course",),
         local_path=local_path,
     )  # fmt: skip
-
-
-def _replace_dir(staging: Path, target: Path) -> None:
-    """Move the finished `staging` folder to `target`, replacing any previous `target` only once it is complete."""
-    if target.exists():
-        old = target.with_name(f".{target.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(target, old)
-        os.replace(staging, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, target)

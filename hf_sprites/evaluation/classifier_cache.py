@@ -3,7 +3,7 @@
 The cache key is a SHA-256 of the image tensor, the class indices, the number of classes and the
 training recipe, so a different split, resolution, background or seed gives a different classifier.
 Each entry is a folder written by `DomainClassifier.save_pretrained` (safetensors + config.json)
-plus `training.json`; it is written to a temporary folder and moved into place with `os.replace`.
+plus `training.json`; it is written through `hf_sprites.atomic.atomic_folder`, so a half-written entry is never seen.
 
 Example:
     >>> import torch, tempfile
@@ -22,12 +22,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
+from ..atomic import atomic_folder
 from .domain_classifier import ClassifierRecipe, DomainClassifier, prepare_training_data, train_domain_classifier
 
 CACHE_FORMAT = "hf_sprites-domain-classifier-v1"
@@ -66,17 +65,11 @@ def _load_entry(folder: Path) -> DomainClassifier:
 
 
 def _save_entry(model: DomainClassifier, folder: Path, meta: dict) -> None:
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
-        model.save_pretrained(tmp)
-        (tmp / TRAINING_FILE).write_text(json.dumps(meta, indent=2))
-        os.replace(tmp, folder)
-    except OSError:
-        if not (folder / TRAINING_FILE).exists():  # not a concurrent writer that won the race
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_folder(folder, replace=False) as staging:  # a concurrent writer that got there first wins
+        model.save_pretrained(staging)
+        (staging / TRAINING_FILE).write_text(json.dumps(meta, indent=2))
+    if not (folder / TRAINING_FILE).is_file():
+        raise RuntimeError(f"{folder} exists but holds no {TRAINING_FILE}; delete that folder to cache the classifier.")
 
 
 def load_or_train_domain_classifier(

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
-from pathlib import Path
 
+from ..atomic import atomic_write_text
 from .domain_classifier import ClassifierRecipe
 from .evaluate import evaluate
 
@@ -72,20 +70,6 @@ def _reference(args) -> str | None:
     return args.train_data_dir or args.dataset_name
 
 
-def write_json(result: dict, path: str | os.PathLike) -> None:
-    """Write `result` to `path` atomically (temporary file + os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(result, handle, indent=2)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def main(argv: list[str] | None = None) -> dict:
     """Parse `argv` (None: the process arguments), evaluate, print and return the result dict."""
     args = build_parser().parse_args(argv)
@@ -101,5 +85,5 @@ def main(argv: list[str] | None = None) -> dict:
     )
     print(json.dumps(result))
     if args.output_file:
-        write_json(result, args.output_file)
+        atomic_write_text(args.output_file, json.dumps(result, indent=2))
     return result

@@ -18,7 +18,7 @@ import diffusers
 from huggingface_hub import ModelCard, ModelCardData
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
-from .files import atomic_copy, atomic_write_text
+from ..atomic import atomic_copy, atomic_write_text
 from .remote_code import code_file_names
 
 logger = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ from typing import Any
 import diffusers
 from diffusers.pipelines.pipeline_loading_utils import LOADABLE_CLASSES
 
-from .files import atomic_write_text
+from ..atomic import atomic_write_text
 
 _PACKAGE_IMPORT = re.compile(r"^\s*(from\s+(hf_sprites\b|\.)|import\s+hf_sprites\b)", re.MULTILINE)
 
