@@ -58,13 +58,7 @@ def unet_seconds(pipe, batch: int, device, min_seconds: float) -> float:
     unet = pipe.unet
     size = unet.config.sample_size
     sample = torch.randn(batch, unet.config.in_channels, size, size, device=device)
-    labels = class_labels(pipe, batch)
-    if labels is None:
-        cond = {}
-    elif pipe.takes_context:
-        cond = {"context": torch.nn.functional.one_hot(labels, pipe.num_classes).float().to(device)}
-    else:
-        cond = {"class_labels": labels.to(device)}
+    _, cond = pipe.prepare_conditioning(batch, class_labels(pipe, batch), None, device, unet.dtype)
     t = torch.tensor(10, device=device)
 
     def call():

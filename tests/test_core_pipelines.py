@@ -165,6 +165,33 @@ def test_conditional_errors_come_before_any_work(sprite_pipe):
         unconditional(class_labels=[0])
 
 
+class LabelsOrContextUNet(UNet2DModel):
+    """A unet with a `context` input but no `context_vector`: the pipeline must pass its labels through unchanged."""
+
+    def forward(self, sample, timestep, class_labels=None, context=None, return_dict=True):
+        if context is not None:
+            class_labels = context.argmax(dim=1)
+        return super().forward(sample, timestep, class_labels=class_labels, return_dict=return_dict)
+
+
+def test_labels_reach_a_unet_without_context_vector_as_labels():
+    unet = LabelsOrContextUNet.from_config(tiny_unet2d(num_class_embeds=5).config).eval()
+    pipe = SpritePipeline(unet=unet, scheduler=DDPMScheduler(num_train_timesteps=20))
+    pipe.set_progress_bar_config(disable=True)
+    _, cond = pipe.prepare_conditioning(1, [0, 3], None, "cpu", torch.float32)
+    assert list(cond) == ["class_labels"] and cond["class_labels"].tolist() == [0, 3]
+    by_label = run(pipe, class_labels=[0, 3], num_inference_steps=2).images
+    assert torch.allclose(by_label, run(pipe, context=torch.eye(5)[[0, 3]], num_inference_steps=2).images)
+    with pytest.raises(ValueError, match="no `context_vector`"):
+        pipe(class_labels=[0], guidance_scale=2.0)
+    assert run(pipe, context=torch.eye(5)[[1]], guidance_scale=2.0, num_inference_steps=2).images.shape[0] == 1
+
+
+def test_labels_become_the_unets_own_context_vectors(sprite_pipe):
+    batch_size, cond = sprite_pipe.prepare_conditioning(3, [2], None, "cpu", torch.float32)
+    assert batch_size == 3 and torch.equal(cond["context"], torch.eye(5)[[2, 2, 2]])
+
+
 def test_missing_model_files_fail_on_load(tmp_path):
     DDPMPipeline(unet=ContextUnet(n_feat=8).eval(), scheduler=SpriteScheduler()).save_pretrained(tmp_path)
     (tmp_path / "unet" / "diffusion_pytorch_model.safetensors").unlink()

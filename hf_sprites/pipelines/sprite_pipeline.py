@@ -34,8 +34,8 @@ class SpritePipeline(DiffusionPipeline):
 
     Works with any `unet` that has [`~diffusers.UNet2DModel`]'s call signature: models with a `context` argument (such as
     [`~hf_sprites.ContextUnet`]) take labels, float context vectors (mixtures like `[1, 0, 0.6, 0, 0]`) and
-    classifier-free guidance against the null (all-zero) context; models with class embeddings (`num_class_embeds`) take
-    integer labels. Any diffusers scheduler can be swapped in with `from_config` (DDPM, DDIM, DPM-Solver, ...).
+    classifier-free guidance against the null (all-zero) context; the unet's own `context_vector` turns labels into
+    contexts. Models with class embeddings (`num_class_embeds`) take integer labels. Any diffusers scheduler can be swapped in with `from_config` (DDPM, DDIM, DPM-Solver, ...).
 
     Example:
 
@@ -66,42 +66,64 @@ class SpritePipeline(DiffusionPipeline):
 
     @property
     def takes_context(self) -> bool:
+        """Whether the unet's forward has a `context` input (float vectors; needed for classifier-free guidance)."""
         return "context" in inspect.signature(self.unet.forward).parameters
 
-    def check_inputs(self, batch_size, class_labels, context, guidance_scale) -> tuple[int, dict]:
-        """Validate the conditioning up front; return the batch size and the conditioning kwargs for the unet."""
+    @property
+    def labels_become_context(self) -> bool:
+        """Whether integer labels reach the unet as context vectors, through the unet's own `context_vector`."""
+        return self.takes_context and callable(getattr(self.unet, "context_vector", None))
+
+    def check_inputs(self, batch_size, class_labels, context, guidance_scale) -> None:
+        """Raise one clear error for conditioning this unet cannot take, before any work is done."""
         if class_labels is not None and context is not None:
             raise ValueError("Pass either `class_labels` or `context`, not both.")
         if class_labels is None and context is None:
             if guidance_scale != 1.0:
                 raise ValueError("`guidance_scale` needs `class_labels` or `context` to guide toward.")
-            return batch_size, {}
+            return
         n = self.num_classes
         if not n:
             raise ValueError("This unet is unconditional (no `n_cfeat` / `num_class_embeds` in its config); drop the labels.")
         if context is not None:
             if not self.takes_context:
                 raise ValueError(f"{type(self.unet).__name__} has no `context` input; pass integer `class_labels`.")
-            cond = torch.as_tensor(np.asarray(context, dtype=np.float32))
+            cond = _as_context(context)
             if cond.ndim != 2 or cond.shape[1] != n:
                 raise ValueError(f"`context` must have shape (batch, {n}) for this model, got {tuple(cond.shape)}.")
         else:
-            cond = torch.as_tensor(np.asarray(class_labels)).reshape(-1)
+            cond = _as_labels(class_labels)
             if cond.is_floating_point() or cond.numel() == 0:
                 raise ValueError("`class_labels` must be a non-empty list of integers; pass float vectors as `context`.")
             if int(cond.min()) < 0 or int(cond.max()) >= n:
                 raise ValueError(f"class label out of range: this model has {n} classes, so labels must be in 0..{n - 1}.")
-            cond = cond.long()
-        if cond.shape[0] == 1 and batch_size > 1:
-            cond = cond.expand(batch_size, *cond.shape[1:])
-        elif batch_size not in (1, cond.shape[0]):
+        if cond.shape[0] != 1 and batch_size not in (1, cond.shape[0]):
             raise ValueError(f"batch_size={batch_size} but {cond.shape[0]} labels/contexts were given; make them agree.")
         if guidance_scale != 1.0 and not self.takes_context:
             raise ValueError("Classifier-free guidance needs a null context: use a unet with a `context` input (ContextUnet).")
-        if self.takes_context:
-            cond = cond.float() if context is not None else torch.nn.functional.one_hot(cond, n).float()
-            return cond.shape[0], {"context": cond}
-        return cond.shape[0], {"class_labels": cond}
+        if guidance_scale != 1.0 and context is None and not self.labels_become_context:
+            raise ValueError(
+                f"{type(self.unet).__name__} has no `context_vector` to turn labels into contexts for guidance; "
+                "pass the labels as one-hot `context` vectors."
+            )
+
+    def prepare_conditioning(self, batch_size, class_labels, context, device, dtype) -> tuple[int, dict]:
+        """The batch size and the unet's conditioning keyword arguments (call `check_inputs` first).
+
+        Context vectors go in as `context`; integer labels go in as `class_labels`, or, for a unet with a `context`
+        input and a `context_vector(class_labels, context, batch_size, device, dtype)` method (as `ContextUnet` has), as
+        the contexts that the unet itself makes of them, so guidance can pair them with the null context in one call.
+        """
+        if class_labels is None and context is None:
+            return batch_size, {}
+        given = _as_context(context) if context is not None else _as_labels(class_labels)
+        batch_size = given.shape[0] if given.shape[0] != 1 else batch_size
+        if context is not None:
+            return batch_size, {"context": given.to(device=device, dtype=dtype).expand(batch_size, -1)}
+        labels = given.long().to(device)
+        if self.labels_become_context:
+            return batch_size, {"context": self.unet.context_vector(labels, None, batch_size, device, dtype)}
+        return batch_size, {"class_labels": labels.expand(batch_size)}
 
     def predict(self, sample, t, cond: dict, guidance_scale: float) -> torch.Tensor:
         """The model output, guided as `uncond + s * (cond - uncond)` in one batched call when `s != 1`."""
@@ -154,9 +176,9 @@ class SpritePipeline(DiffusionPipeline):
             raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}.")
         if num_inference_steps is not None and int(num_inference_steps) < 1:
             raise ValueError(f"num_inference_steps must be a positive integer, got {num_inference_steps!r}.")
-        batch_size, cond = self.check_inputs(batch_size, class_labels, context, guidance_scale)
+        self.check_inputs(batch_size, class_labels, context, guidance_scale)
         device, dtype = self._execution_device, self.unet.dtype
-        cond = {k: v.to(device=device, dtype=dtype if v.is_floating_point() else v.dtype) for k, v in cond.items()}
+        batch_size, cond = self.prepare_conditioning(batch_size, class_labels, context, device, dtype)
         size = self.unet.config.sample_size
         size = (size, size) if isinstance(size, int) else tuple(size)
         sample = self.initial_noise((batch_size, self.unet.config.in_channels, *size), generator, device, dtype)
@@ -178,3 +200,11 @@ class SpritePipeline(DiffusionPipeline):
         if not return_dict:
             return (images, intermediates)
         return SpritePipelineOutput(images=images, intermediates=intermediates)
+
+
+def _as_context(context) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(context, dtype=np.float32))
+
+
+def _as_labels(class_labels) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(class_labels)).reshape(-1)
