@@ -19,7 +19,7 @@ import torch
 from common import autocast, base_parser, emit, runtime_info, setup, timed
 
 from hf_sprites import ContextUnet, SpritePipeline, SpriteScheduler
-from hf_sprites.evaluation.sampling import load_pipeline, swap_sampler
+from hf_sprites.evaluation.sampling import as_sprite_pipeline, swap_sampler
 
 CASES = (("ddpm", 500), ("ddim", 25), ("dpm", 20))
 TARGET_OVERHEAD_PCT = 10.0
@@ -27,7 +27,7 @@ TARGET_OVERHEAD_PCT = 10.0
 
 def build_pipeline(path, n_feat: int, device):
     if path:
-        pipe, _ = load_pipeline(path, device)
+        pipe, _ = as_sprite_pipeline(path, device)
         return pipe
     unet = ContextUnet(sample_size=16, n_feat=n_feat, n_cfeat=5).eval()
     pipe = SpritePipeline(unet=unet, scheduler=SpriteScheduler()).to(device)

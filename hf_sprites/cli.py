@@ -103,9 +103,9 @@ def run_sample(args: argparse.Namespace) -> Path:
 
     import torch
 
-    from hf_sprites import viz
-    from hf_sprites.evaluation.sampling import default_steps, load_pipeline as as_sprite_pipeline, swap_sampler
+    from hf_sprites.evaluation.sampling import as_sprite_pipeline, default_steps, swap_sampler
     from hf_sprites.hub import load_pipeline
+    from hf_sprites.viz import denoising_gif, image_grid, save_atomic
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     pipe, _ = as_sprite_pipeline(load_pipeline(args.model, revision=args.revision), device=device)
@@ -117,8 +117,8 @@ def run_sample(args: argparse.Namespace) -> Path:
         generator=torch.Generator().manual_seed(args.seed), return_intermediates=gif,
     )  # fmt: skip
     if gif:
-        return viz.denoising_gif(result.intermediates, output, nrow=args.nrow, scale=args.scale)
-    return viz.save_atomic(viz.image_grid(result.images, nrow=args.nrow, scale=args.scale), output)
+        return denoising_gif(result.intermediates, output, nrow=args.nrow, scale=args.scale)
+    return save_atomic(image_grid(result.images, nrow=args.nrow, scale=args.scale), output)
 
 
 def _parse_contexts(values: list[str] | None) -> list[list[float]] | None:

@@ -12,9 +12,10 @@ from .domain_classifier import ClassifierRecipe, DomainClassifier, train_domain_
 from .evaluate import compare_images, evaluate, load_reference
 from .features import DomainFeatures, FeatureExtractor, InceptionFeatures
 from .fid import feature_statistics, frechet_distance, frechet_distance_from_statistics, kernel_distance
-from .sampling import generate_samples, load_pipeline, swap_sampler
+from .sampling import as_sprite_pipeline, generate_samples, swap_sampler
 
 __all__ = [
+    "as_sprite_pipeline",
     "ClassifierRecipe",
     "DomainClassifier",
     "DomainFeatures",
@@ -31,7 +32,6 @@ __all__ = [
     "generate_samples",
     "kernel_distance",
     "load_or_train_domain_classifier",
-    "load_pipeline",
     "load_reference",
     "main",
     "swap_sampler",

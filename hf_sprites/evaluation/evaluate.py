@@ -27,7 +27,7 @@ from .classifier_cache import load_or_train_domain_classifier
 from .domain_classifier import ClassifierRecipe
 from .features import DomainFeatures, InceptionFeatures
 from .fid import fid_min_samples, frechet_distance, kernel_distance
-from .sampling import default_steps, generate_samples, load_pipeline, swap_sampler
+from .sampling import as_sprite_pipeline, default_steps, generate_samples, swap_sampler
 
 
 def load_reference(
@@ -165,7 +165,7 @@ def evaluate(
     """Sample `pipeline_or_path` and score the samples against `reference`/`split`.
 
     Args:
-        pipeline_or_path: a pipeline object or a saved pipeline folder.
+        pipeline_or_path: a pipeline object, or a saved pipeline folder (see `as_sprite_pipeline`).
         reference, split: the reference images (see `load_reference`); default the embedded dataset.
         num_samples: generated images (must exceed the feature dimension); batch_size: images per call.
         num_inference_steps: default: all steps for "ddpm", 25 for "ddim", 20 for "dpm".
@@ -186,7 +186,7 @@ def evaluate(
     if features == "inception":
         features = InceptionFeatures()  # fails here, before any sampling, when it is not available
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    pipe, saved_conditional = load_pipeline(pipeline_or_path, device)
+    pipe, saved_conditional = as_sprite_pipeline(pipeline_or_path, device)
     conditional = saved_conditional if conditional is None else conditional
     swap_sampler(pipe, sampler)
     steps = num_inference_steps or default_steps(pipe, sampler)

@@ -1,4 +1,4 @@
-"""Load a trained pipeline for evaluation, swap its sampler, and generate reproducible image tensors.
+"""Sampling for evaluation: any pipeline as a `SpritePipeline`, a swappable sampler, reproducible image tensors.
 
 Every saved hf_sprites pipeline (a `DDPMPipeline` folder for unconditional models, a `SpritePipeline`
 folder for conditional ones) is sampled through `SpritePipeline`, which takes any unet with the
@@ -18,26 +18,27 @@ Example:
 from __future__ import annotations
 
 import inspect
-import json
 import os
-from pathlib import Path
 
 import torch
-from diffusers import DDIMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler
+from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 
-from hf_sprites import SpritePipeline
+from ..hub.load import load_pipeline
+from ..pipelines import SpritePipeline
 
 SAMPLERS = {"ddpm": None, "ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler}
 DEFAULT_STEPS = {"ddpm": None, "ddim": 25, "dpm": 20}
 
 
-def load_pipeline(pipeline_or_path, device=None) -> tuple[SpritePipeline, bool]:
-    """A `SpritePipeline` over the pipeline's unet and scheduler, and whether it was saved as conditional.
+def as_sprite_pipeline(pipeline_or_path, device=None) -> tuple[SpritePipeline, bool]:
+    """A `SpritePipeline` over a pipeline's unet and scheduler, and whether the pipeline was conditional.
 
-    `pipeline_or_path` is a pipeline object or a folder written by `hf-sprites train` / `save_pretrained`.
+    `pipeline_or_path` is a pipeline object, or a folder (or Hub repo) that `hf_sprites.hub.load_pipeline` loads: the
+    output_dir of `hf-sprites train`, a `save_pretrained` folder in either layout. Progress bars are off, the unet in
+    eval mode, and the pipeline on `device` when one is given.
     """
     if isinstance(pipeline_or_path, (str, os.PathLike)):
-        pipeline_or_path = _load_folder(Path(pipeline_or_path))
+        pipeline_or_path = load_pipeline(pipeline_or_path)
     if not hasattr(pipeline_or_path, "unet") or not hasattr(pipeline_or_path, "scheduler"):
         raise TypeError(
             f"Expected a diffusion pipeline (with .unet and .scheduler) or a pipeline folder, got "
@@ -50,18 +51,6 @@ def load_pipeline(pipeline_or_path, device=None) -> tuple[SpritePipeline, bool]:
     if device is not None:
         pipe.to(device)
     return pipe, conditional
-
-
-def _load_folder(folder: Path):
-    index = folder / "model_index.json"
-    if not index.is_file():
-        raise FileNotFoundError(
-            f"{folder} is not a pipeline folder (no model_index.json). Pass the output_dir of `hf-sprites train` "
-            "or a folder written by pipeline.save_pretrained(...)."
-        )
-    if json.loads(index.read_text()).get("_class_name") == "SpritePipeline":
-        return SpritePipeline.from_pretrained(folder)
-    return DiffusionPipeline.from_pretrained(folder)
 
 
 def swap_sampler(pipe, sampler: str) -> None:

@@ -14,7 +14,7 @@ from diffusers import DiffusionPipeline, ModelMixin, SchedulerMixin, UNet2DModel
 from diffusers.configuration_utils import register_to_config
 from diffusers.models.unets.unet_2d import UNet2DOutput
 
-_INV_SQRT2 = 1.414  # the course divides the residual sum by this constant
+_COURSE_SQRT2 = 1.414  # the course's rounded sqrt(2): it divides the residual sum by this
 
 
 def _conv_bn_gelu(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -41,7 +41,7 @@ class ResidualConvBlock(nn.Module):
         if not self.is_res:
             return h
         skip = x if self.shortcut is None else self.shortcut(x)
-        return (skip + h) / _INV_SQRT2
+        return (skip + h) / _COURSE_SQRT2
 
 
 class UnetDown(nn.Module):
