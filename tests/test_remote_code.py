@@ -17,7 +17,7 @@ from diffusers import DDPMPipeline
 
 from hf_sprites import BasicUNet, ContextUnet, CorruptScheduler, SpritePipeline, SpriteScheduler
 from hf_sprites.hub import push_folder, write_remote_code_layout
-from hf_sprites.hub.remote_code import module_source
+from hf_sprites.hub.remote_code import PACKAGE_CLASS_MODULES, module_source, package_class
 from hub_helpers import RecordingHfApi, place_in_hub_cache, run_python, save_tiny_pipelines
 
 TOKEN = "hf_TestTokenForRemoteCodeChecks000000"
@@ -248,3 +248,16 @@ def test_unknown_classes_and_package_imports_are_refused(layouts, tmp_path, monk
     spec.loader.exec_module(module)
     with pytest.raises(RuntimeError, match="cannot travel as a single remote-code file"):
         module_source(module.Leaky)
+
+
+def test_the_class_table_names_every_model_scheduler_and_pipeline_the_package_exports():
+    import diffusers
+
+    import hf_sprites
+
+    bases = (diffusers.ModelMixin, diffusers.SchedulerMixin, diffusers.DiffusionPipeline)
+    exported = {name for name, obj in vars(hf_sprites).items()
+                if inspect.isclass(obj) and obj.__module__.startswith("hf_sprites.") and issubclass(obj, bases)}  # fmt: skip
+    assert exported == set(PACKAGE_CLASS_MODULES)
+    for name, module in PACKAGE_CLASS_MODULES.items():
+        assert package_class(name) is getattr(hf_sprites, name) and package_class(name).__module__ == module

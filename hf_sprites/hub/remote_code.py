@@ -21,6 +21,7 @@ entries diffusers writes when a remote-loaded pipeline is saved again) are mappe
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 import os
@@ -33,19 +34,16 @@ from diffusers.pipelines.pipeline_loading_utils import LOADABLE_CLASSES
 
 from ..atomic import atomic_write_text
 
+#: hf_sprites' models, schedulers and pipelines (the classes that travel as remote code): class name -> its module.
+#: A new model, scheduler or pipeline class gets a row here.
+PACKAGE_CLASS_MODULES = {
+    "ContextUnet": "hf_sprites.models.context_unet",
+    "BasicUNet": "hf_sprites.models.basic_unet",
+    "SpriteScheduler": "hf_sprites.schedulers.sprite",
+    "CorruptScheduler": "hf_sprites.schedulers.corrupt",
+    "SpritePipeline": "hf_sprites.pipelines.sprite_pipeline",
+}
 _PACKAGE_IMPORT = re.compile(r"^\s*(from\s+(hf_sprites\b|\.)|import\s+hf_sprites\b)", re.MULTILINE)
-
-
-def package_classes() -> dict[str, type]:
-    """hf_sprites' models, schedulers and pipelines by class name: the classes that travel as remote code."""
-    import hf_sprites  # local import: hub/ is loaded by hf_sprites itself
-
-    bases = (diffusers.ModelMixin, diffusers.SchedulerMixin, diffusers.DiffusionPipeline)
-    return {
-        name: obj
-        for name, obj in vars(hf_sprites).items()
-        if inspect.isclass(obj) and obj.__module__.startswith("hf_sprites.") and issubclass(obj, bases)
-    }
 
 
 def is_library_entry(library: str | None) -> bool:
@@ -54,14 +52,20 @@ def is_library_entry(library: str | None) -> bool:
 
 
 def package_class(class_name: str, declared_as: str = "") -> type:
-    """hf_sprites' class called `class_name`, or one clear error naming what can be loaded."""
-    classes = package_classes()
-    if class_name not in classes:
+    """hf_sprites' class called `class_name` (see `PACKAGE_CLASS_MODULES`), or one clear error naming what loads.
+
+    ```py
+    >>> package_class("SpriteScheduler").__module__
+    'hf_sprites.schedulers.sprite'
+
+    ```
+    """
+    if class_name not in PACKAGE_CLASS_MODULES:
         raise ValueError(
             f"{declared_as or class_name} is neither a diffusers class nor one of hf_sprites' classes "
-            f"({', '.join(sorted(classes))}). Save the pipeline with hf_sprites or diffusers components."
+            f"({', '.join(sorted(PACKAGE_CLASS_MODULES))}). Save the pipeline with hf_sprites or diffusers components."
         )
-    return classes[class_name]
+    return getattr(importlib.import_module(PACKAGE_CLASS_MODULES[class_name]), class_name)
 
 
 def module_source(cls: type) -> tuple[str, str]:
@@ -79,11 +83,10 @@ def module_source(cls: type) -> tuple[str, str]:
 
 def code_file_names(pipeline_class: str, unet_class: str, scheduler_class: str) -> list[str]:
     """Repository paths of the code files the remote-code layout adds for these classes (stock classes add none)."""
-    classes = package_classes()
     names = []
     for folder, name in (("", pipeline_class), ("unet/", unet_class), ("scheduler/", scheduler_class)):
-        if name in classes:
-            names.append(f"{folder}{Path(inspect.getsourcefile(classes[name])).stem}.py")
+        if name in PACKAGE_CLASS_MODULES:
+            names.append(f"{folder}{PACKAGE_CLASS_MODULES[name].rpartition('.')[2]}.py")
     return names
 
 
