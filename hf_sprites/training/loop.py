@@ -27,7 +27,7 @@ from accelerate.utils import ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 
 from hf_sprites.data import load_images
-from hf_sprites.hub.files import atomic_write_text
+from hf_sprites.atomic import atomic_write_text
 
 from .batches import make_batches
 from .builders import build_model, build_scheduler, label_mode
