@@ -19,8 +19,7 @@ from hf_sprites.data import (
     to_tensors,
     validate_labels,
 )
-from hf_sprites.data.idx import FASHION_MNIST_CLASS_NAMES, write_idx
-from hf_sprites.data.npy import COURSE_CLASS_NAMES
+from hf_sprites.data.formats import COURSE_CLASS_NAMES, FASHION_MNIST_CLASS_NAMES, write_idx
 
 pytestmark = pytest.mark.usefixtures("hf_offline")
 
