@@ -111,10 +111,15 @@ class Batches(ABC):
         share = self.num_items // self.num_processes
         return share // self.batch_size if self.drop_last else math.ceil(share / self.batch_size)
 
+    def process_plan(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """This process's share of `epoch_plan`: `(order, flips)`, batch `s` at `[s * batch_size:][:batch_size]`."""
+        order, flips = epoch_plan(self.num_items, self.seed, epoch)
+        index, count = self.process_index, self.num_processes
+        return shard(order, index, count), shard(flips, index, count)
+
     def __iter__(self):
         epoch, first = self.epoch, self.position
-        order, flips = (shard(t, self.process_index, self.num_processes) for t in epoch_plan(
-            self.num_items, self.seed, epoch))
+        order, flips = self.process_plan(epoch)
         kept = slice(first * self.batch_size, len(self) * self.batch_size)
         flips = flips[kept].to(self.device).split(self.batch_size)
         for step, (images, labels) in enumerate(self._load(order[kept]), first):

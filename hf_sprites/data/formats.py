@@ -1,4 +1,4 @@
-"""The image formats that are not `datasets` datasets: the embedded digits, the course's `.npy` pair, (Fashion-)MNIST IDX.
+"""Image formats that `datasets` does not read: the embedded digits, the course's `.npy` pair, (Fashion-)MNIST IDX.
 
 - scikit-learn's bundled 8x8 digits (`load_digits_source`): 1,797 real greyscale digits (UCI "optical
   recognition of handwritten digits", 16 grey levels) inside the scikit-learn wheel, so training works on
