@@ -100,7 +100,7 @@ def score(unet, args, device, name: str, output_dir) -> dict:
 
 def build(args, device, workdir: str):
     from hf_sprites.data import load_images
-    from hf_sprites.training.batches import make_transform
+    from hf_sprites.data import make_transform
 
     size = ["--n_feat", str(args.n_feat), "--train_batch_size", str(args.batch_size)]
     speed = fast_flags(*fast_settings(device.type, full_run=False)[0])

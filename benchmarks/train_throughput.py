@@ -52,14 +52,13 @@ class PackageVariant:
     """hf_sprites' training run for `cfg`, advanced N optimizer steps at a time by the real `train_loop`."""
 
     def __init__(self, name: str, cfg, source):
-        from hf_sprites.training.batches import make_batches
-        from hf_sprites.training.builders import label_mode
+        from hf_sprites.data import make_batches
         from hf_sprites.training.loop import build_run, make_accelerator
 
         reset_accelerate_state()
         self.name, self.cfg = name, cfg
         accelerator = make_accelerator(cfg)
-        batches = make_batches(cfg, source, accelerator, 3, label_mode(cfg))
+        batches = make_batches(cfg, source, accelerator, 3)
         self.run = build_run(cfg, accelerator, source, batches, 3)
         self.planned_steps = self.run.max_train_steps  # the length of the preset's LR schedule
         self.device = accelerator.device
@@ -138,7 +137,7 @@ def variant_name(compile_model: bool, bf16: bool) -> str:
 
 def build_variants(args, device, data: str, workdir: str) -> list:
     from hf_sprites.data import load_images
-    from hf_sprites.training.batches import make_transform
+    from hf_sprites.data import make_transform
 
     size = ["--n_feat", str(args.n_feat), "--train_batch_size", str(args.batch_size)]
     base_cfg = package_config(data, f"{workdir}/b", args.seed, size)

@@ -1,4 +1,7 @@
-"""hf_sprites.data: every source kind, the transforms, the device cache and every bad-input error."""
+"""hf_sprites.data: every source kind, the transforms, the one batching design (both paths) and every bad-input error."""
+
+import re
+from types import SimpleNamespace
 
 import datasets
 import numpy as np
@@ -12,15 +15,16 @@ from hf_sprites.data import (
     DeviceBatcher,
     HubUnreachableError,
     ImageSource,
+    ItemBatches,
     ItemDataset,
     build_transform,
     check_images,
     load_images,
+    make_batches,
     to_tensors,
     validate_labels,
 )
-from hf_sprites.data.idx import FASHION_MNIST_CLASS_NAMES, write_idx
-from hf_sprites.data.npy import COURSE_CLASS_NAMES
+from hf_sprites.data.formats import COURSE_CLASS_NAMES, FASHION_MNIST_CLASS_NAMES, write_idx
 
 pytestmark = pytest.mark.usefixtures("hf_offline")
 
@@ -236,7 +240,7 @@ def test_random_flip_flips_per_item_and_to_tensors_refuses_it():
         to_tensors(load_images(), transform)
 
 
-# --- device cache and per-item path ------------------------------------------------------------------------
+# --- batching: one design for on-device tensors and per-item loading ------------------------------------------
 
 
 def indexed_tensors(count=10):
@@ -276,10 +280,101 @@ def test_device_batcher_resumes_at_the_same_batch_with_the_same_flips():
     assert 0 < int(flipped.sum()) < len(flipped)  # some items flipped, some not
 
 
-def test_device_batcher_process_slices_are_disjoint():
-    images, labels = indexed_tensors(12)
-    seen = [next(iter(DeviceBatcher(images, labels, 3, seed=1, num_processes=2, process_index=p)))[1] for p in (0, 1)]
-    assert not set(seen[0].tolist()) & set(seen[1].tolist())
+def indexed_source(count, label_vectors=False):
+    """4x4 grey images that hold their index (bright left column, so a flip shows), labelled by index."""
+    pixels = np.zeros((count, 4, 4), np.uint8)
+    pixels[:] = np.arange(count, dtype=np.uint8).reshape(-1, 1, 1) * 2
+    pixels[:, :, 0] = 255
+    labels = np.eye(count, dtype=np.float32) if label_vectors else np.arange(count)
+    return ImageSource.from_arrays(pixels, labels, source=f"{count} indexed images")
+
+
+def both_paths(source, batch_size, seed, **options):
+    """The on-device and the per-item batches of the same source, transform and options."""
+    transform = build_transform(4, channels=1)
+    on_device = DeviceBatcher(*to_tensors(source, transform), batch_size, seed, **options)
+    return on_device, ItemBatches(ItemDataset(source, transform), batch_size, seed, **options)
+
+
+def epochs_of(batches, count):
+    return [batch for _ in range(count) for batch in batches]
+
+
+def test_both_paths_yield_the_same_items_flips_and_labels():
+    on_device, per_item = both_paths(indexed_source(22), batch_size=4, seed=3, random_flip=True)
+    got, want = epochs_of(per_item, 2), epochs_of(on_device, 2)
+    assert len(got) == len(want) == 2 * len(per_item) == 10 and (per_item.epoch, per_item.position) == (2, 0)
+    for (got_images, got_labels), (want_images, want_labels) in zip(got, want, strict=True):
+        assert torch.equal(got_images, want_images) and torch.equal(got_labels, want_labels)
+        assert got_labels.dtype == torch.int64 and got_labels.shape == (4,)  # class indices, not one-hot
+    flipped = torch.cat([images[:, 0, 0, 0] != 1.0 for images, _ in got])  # the bright column moved right
+    assert 0 < int(flipped.sum()) < len(flipped)
+    assert [labels.tolist() for _, labels in got[:5]] != [labels.tolist() for _, labels in got[5:]]  # reshuffled
+
+
+def test_label_vectors_come_through_as_float_vectors():
+    on_device, per_item = both_paths(indexed_source(6, label_vectors=True), batch_size=3, seed=0)
+    for (_, got), (_, want) in zip(per_item, on_device, strict=True):
+        assert got.dtype == torch.float32 and got.shape == (3, 6) and torch.equal(got, want)
+
+
+@pytest.mark.parametrize("num_processes", [2, 3])
+def test_process_shards_are_disjoint_and_cover_the_epoch(num_processes):
+    images, labels = indexed_tensors(26)
+    single = DeviceBatcher(images, labels, batch_size=2 * num_processes, seed=5)
+    shards = [
+        [batch_labels for _, batch_labels in DeviceBatcher(images, labels, 2, seed=5, num_processes=num_processes,
+                                                           process_index=index)]
+        for index in range(num_processes)
+    ]
+    seen = [set(torch.cat(batches).tolist()) for batches in shards]
+    assert sum(map(len, seen)) == len(set().union(*seen)) == len(single) * 2 * num_processes  # disjoint, no repeats
+    for step, (_, together) in enumerate(single):  # step s of all processes is step s of one process's batch
+        assert set(together.tolist()) == set(torch.cat([batches[step] for batches in shards]).tolist())
+
+
+def test_per_item_batches_resume_at_the_same_batch_and_accept_the_device_state():
+    source = indexed_source(20)
+    on_device, per_item = both_paths(source, batch_size=4, seed=7, random_flip=True)
+    stream = (batch for _ in range(3) for batch in per_item)
+    for _ in range(7):  # into the second epoch
+        next(stream)
+    state = per_item.state_dict()
+    expected = list(per_item)  # the rest of epoch 1
+    assert (state["epoch"], state["position"], len(expected)) == (1, 2, 3)
+    for state in (state, {**on_device.state_dict(), "epoch": 1, "position": 2}):
+        _, resumed = both_paths(source, batch_size=4, seed=0, random_flip=True)
+        resumed.load_state_dict(state)
+        for (got_images, got_labels), (want_images, want_labels) in zip(list(resumed), expected, strict=True):
+            assert torch.equal(got_images, want_images) and torch.equal(got_labels, want_labels)
+
+
+def test_resume_with_other_data_or_batches_names_the_difference():
+    images, labels = indexed_tensors(8)
+    state = DeviceBatcher(images, labels, batch_size=2, seed=0).state_dict()
+    assert (state["num_items"], state["batch_size"], state["num_processes"]) == (8, 2, 1)
+    others = {
+        "batches of 4 x 1": DeviceBatcher(images, labels, batch_size=4, seed=0),
+        "batches of 2 x 2": DeviceBatcher(images, labels, batch_size=2, seed=0, num_processes=2),
+        "this run has 6 images": DeviceBatcher(images[:6], labels[:6], batch_size=2, seed=0),
+        f"(fingerprint {state['fingerprint']})": DeviceBatcher(images + 1, labels, batch_size=2, seed=0),
+    }
+    for difference, batches in others.items():
+        with pytest.raises(DataError, match=f"made with 8 images .*{re.escape(difference)}.*same data"):
+            batches.load_state_dict(state)
+
+
+def test_make_batches_picks_the_path_and_both_give_the_same_batches():
+    cfg = SimpleNamespace(resolution=4, center_crop=False, interpolation="nearest", background=(255, 255, 255),
+                          train_batch_size=3, seed=1, random_flip=True, max_train_samples=9,
+                          dataloader_num_workers=0)
+    accelerator = SimpleNamespace(device=torch.device("cpu"), num_processes=1, process_index=0)
+    made = {where: make_batches(SimpleNamespace(**vars(cfg), cache_on_device=where), indexed_source(12), accelerator, 1)
+            for where in ("always", "never", "auto")}
+    assert [type(batches).__name__ for batches in made.values()] == ["DeviceBatcher", "ItemBatches", "DeviceBatcher"]
+    assert len(made["never"]) == 3  # 9 of the 12 images (max_train_samples) in batches of 3
+    for (got_images, got_labels), (want_images, want_labels) in zip(made["never"], made["always"], strict=True):
+        assert torch.equal(got_images, want_images) and torch.equal(got_labels, want_labels)
 
 
 def test_item_dataset_with_a_dataloader(tiny_image_folder):

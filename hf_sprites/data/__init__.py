@@ -1,6 +1,11 @@
 """Training data for hf_sprites: load any supported image source, preprocess it, batch it.
 
-Knows no model: it hands training float tensors in [-1, 1] plus labels.
+Knows no model: it hands training float tensors in [-1, 1] plus the labels as the data holds them.
+
+Modules, one idea each: `sources` (`load_images`, the entry point), `image_source` (`ImageSource`, label
+checks, reading images, `DataError`), `formats` (embedded digits, the course's `.npy` pair, IDX files),
+`hub` (Hub ids and folders read by `datasets`: split, columns, `HubUnreachableError`), `transforms`
+(preprocessing), `batching` (one shuffling / sharding / flipping / resume design for both batch paths).
 
 Example:
     >>> from hf_sprites.data import DeviceBatcher, build_transform, load_images, to_tensors
@@ -11,27 +16,29 @@ Example:
     ((64, 1, 16, 16), True)
 """
 
-from .device_cache import DEVICE_CACHE_MAX_BYTES, DeviceBatcher, fits_device_cache, to_tensors
-from .errors import DataError, HubUnreachableError
-from .item_dataset import ItemDataset
-from .labels import validate_labels
-from .load import load_images
-from .reading import check_images
-from .source import ImageSource
-from .transforms import ImageTransform, build_transform
+from .batching import (DEVICE_CACHE_MAX_BYTES, Batches, DeviceBatcher, ItemBatches, ItemDataset, fits_device_cache,
+                       make_batches)
+from .hub import HubUnreachableError
+from .image_source import DataError, ImageSource, check_images, validate_labels
+from .sources import load_images
+from .transforms import ImageTransform, build_transform, make_transform, to_tensors
 
 __all__ = [
     "DEVICE_CACHE_MAX_BYTES",
+    "Batches",
     "DataError",
     "DeviceBatcher",
     "HubUnreachableError",
     "ImageSource",
     "ImageTransform",
+    "ItemBatches",
     "ItemDataset",
     "build_transform",
     "check_images",
     "fits_device_cache",
     "load_images",
+    "make_batches",
+    "make_transform",
     "to_tensors",
     "validate_labels",
 ]

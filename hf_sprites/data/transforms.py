@@ -1,4 +1,4 @@
-"""Image preprocessing: PIL image → float tensor `(C, H, W)` in [-1, 1], built from torchvision transforms.
+"""Image preprocessing: PIL image → float tensor `(C, H, W)` in [-1, 1] (torchvision), one image or a whole source.
 
 Steps: composite transparency onto a background colour, convert to the model's channel count (1 = L,
 3 = RGB), resize (NEAREST keeps pixel-art palettes exact; bilinear for photos), optionally centre-crop,
@@ -6,6 +6,8 @@ optionally flip, `ToTensor`, `Normalize(0.5, 0.5)`.
 
 Without `center_crop` the image is resized straight to `resolution x resolution` (square images, the
 usual case here, are not distorted); with it the shorter side is resized and the centre cut out.
+`to_tensors` preprocesses a whole `ImageSource` in one pass (array-backed sources skip PIL where the
+result is the same), for the on-device batches of `hf_sprites.data.batching`.
 
 Example:
     >>> from PIL import Image
@@ -14,6 +16,10 @@ Example:
     >>> x = transform(Image.new("RGBA", (32, 32), (255, 0, 0, 0)))  # fully transparent red
     >>> tuple(x.shape), x.min().item(), x.max().item()  # becomes the black background
     ((3, 16, 16), -1.0, -1.0)
+    >>> from hf_sprites.data import load_images, to_tensors
+    >>> images, labels = to_tensors(load_images(), build_transform(8, channels=1))
+    >>> images.shape, labels.dtype
+    (torch.Size([1797, 1, 8, 8]), torch.int64)
 """
 
 import numpy as np
@@ -22,7 +28,7 @@ from PIL import Image, ImageColor
 from torchvision import transforms
 from torchvision.transforms import InterpolationMode
 
-from .errors import DataError
+from .image_source import DataError, ImageSource, iter_images
 
 INTERPOLATIONS = {"nearest": InterpolationMode.NEAREST, "bilinear": InterpolationMode.BILINEAR}
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
@@ -117,11 +123,27 @@ def build_transform(
         resolution: output height and width.
         channels: 1 (greyscale) or 3 (RGB), the model's `in_channels`.
         center_crop: resize the shorter side then cut the centre, instead of resizing to a square.
-        random_flip: flip horizontally with probability 0.5 (per-item path; `DeviceBatcher` flips on its own).
+        random_flip: flip horizontally with probability 0.5 on every call. Training leaves it off: the
+            batches flip by their own seeded, resumable decision (`hf_sprites.data.batching`).
         interpolation: "nearest" (pixel art: keeps the palette) or "bilinear".
         background: RGB tuple or colour name that transparent pixels become.
     """
     return ImageTransform(resolution, channels, center_crop, random_flip, interpolation, background)
+
+
+def make_transform(cfg, channels: int) -> ImageTransform:
+    """The deterministic preprocessing a training run's flags ask for; flips happen per batch.
+
+    `cfg` is any object with the data flags `resolution`, `center_crop`, `interpolation` and `background`
+    (`hf_sprites.training.TrainConfig` is one).
+    """
+    return build_transform(
+        cfg.resolution,
+        channels,
+        center_crop=cfg.center_crop,
+        interpolation=cfg.interpolation,
+        background=tuple(cfg.background),
+    )
 
 
 def parse_background(background) -> tuple[int, int, int]:
@@ -157,3 +179,34 @@ def _match_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
         return np.repeat(pixels, 3, axis=-1)
     weighted = pixels.astype(np.uint32) @ np.array([19595, 38470, 7471], dtype=np.uint32)
     return ((weighted + 0x8000) >> 16).astype(np.uint8)[..., None]
+
+
+def to_tensors(source: ImageSource, transform, max_items: int | None = None):
+    """Preprocess the first `max_items` images (all by default) in one pass.
+
+    Returns `(images, labels)`: images float32 `(N, C, H, W)`, labels int64 `(N,)`, float32 `(N, K)` or None.
+    Array-backed sources skip PIL where the transform can promise the same result (`from_pixels`).
+    """
+    if not getattr(transform, "deterministic", True):
+        raise DataError(
+            "to_tensors needs a deterministic transform: build it with random_flip=False "
+            "and flip in DeviceBatcher(random_flip=True)"
+        )
+    count = len(source) if max_items is None else min(max_items, len(source))
+    images = None
+    if source.pixels is not None and hasattr(transform, "from_pixels"):
+        images = transform.from_pixels(source.pixels[:count])
+    if images is None:
+        images = _transform_each(source, transform, count)
+    labels = None if source.labels is None else torch.from_numpy(source.labels[:count].copy())
+    return images, labels
+
+
+def _transform_each(source: ImageSource, transform, count: int) -> torch.Tensor:
+    images = None
+    for index, image in iter_images(source, count):
+        tensor = transform(image)
+        if images is None:
+            images = torch.empty((count, *tensor.shape), dtype=tensor.dtype)
+        images[index] = tensor
+    return images

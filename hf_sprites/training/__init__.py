@@ -1,7 +1,7 @@
 """Training for hf_sprites: `accelerate launch examples/train.py [flags]` or `hf-sprites train [flags]`.
 
 Files: `config.py` (flags and presets), `builders.py` (model and scheduler), `step.py` (the per-batch step),
-`batches.py` (device-resident or per-item data), `optim.py` (optimizer, LR schedule, EMA), `checkpoints.py`,
+`optim.py` (optimizer, LR schedule, EMA), `checkpoints.py`,
 `previews.py` (sample grids, GIF), `output.py` (pipeline folder, card, push), `validate.py` (input checks),
 `loop.py` (the run).
 

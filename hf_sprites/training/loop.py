@@ -26,10 +26,9 @@ from accelerate.logging import get_logger
 from accelerate.utils import ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 
-from hf_sprites.data import load_images
 from hf_sprites.atomic import atomic_write_text
+from hf_sprites.data import load_images, make_batches
 
-from .batches import make_batches
 from .builders import build_model, build_scheduler, label_mode
 from .checkpoints import find_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
 from .optim import build_ema, build_lr_scheduler, build_optimizer
@@ -271,7 +270,7 @@ def train(cfg) -> Path:
     if cfg.seed is not None:
         set_seed(cfg.seed, device_specific=True)  # own noise per process; DDP syncs the initial weights
     channels = cfg.in_channels or infer_channels(source)
-    batches = make_batches(cfg, source, accelerator, channels, label_mode(cfg))
+    batches = make_batches(cfg, source, accelerator, channels)
     run = build_run(cfg, accelerator, source, batches, channels)
     accelerator.wait_for_everyone()  # every process has passed every check before anything is written
     prepare_output_dir(run)

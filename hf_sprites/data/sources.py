@@ -1,4 +1,4 @@
-"""`load_images`: one entry point for every kind of training data hf_sprites accepts.
+"""`load_images`: the one entry point that picks the loader for every kind of training data hf_sprites accepts.
 
 - no dataset arguments: the embedded default, scikit-learn's bundled 8x8 digits (10 classes);
 - `dataset_name="owner/name"`: a Hub dataset through `datasets`;
@@ -16,13 +16,9 @@ Example:
 from functools import partial
 from pathlib import Path
 
-from .columns import source_from_dataset
-from .embedded import load_digits_source
-from .errors import DataError
-from .hub import check_hub_id, load_hub_dataset
-from .idx import has_idx_files, load_idx_source
-from .npy import find_npy_pair, load_npy_source
-from .source import ImageSource
+from .formats import find_npy_pair, has_idx_files, load_digits_source, load_idx_source, load_npy_source
+from .hub import check_hub_id, load_hub_dataset, source_from_dataset
+from .image_source import DataError, ImageSource
 
 
 def load_images(
