@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from hf_sprites.training.config import TrainConfig, build_parser
+import logging
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+import pytest
+
+from hf_sprites.training.config import (TrainConfig, TrainConfigError, build_parser, check_config, flag, flag_kwargs,
+                                        parse_train_args)
 
 # Pinned from the parser before the flags were generated from `TrainConfig` (help texts left out: they may improve).
 FLAGS = [
@@ -176,3 +184,74 @@ def test_the_parser_accepts_exactly_the_pinned_flags():
 
 def test_the_dataclass_defaults_are_the_pinned_ones():
     assert TrainConfig().public_dict() == DEFAULTS
+
+
+# --- one field is one flag -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainConfigWithSampler(TrainConfig):
+    sampler: Literal["ddpm", "ddim"] = flag("ddpm", "sampler of the preview grids")
+
+
+def test_a_new_field_is_a_new_flag_with_its_choices_and_help():
+    parser = build_parser(TrainConfigWithSampler)
+    assert flag_table(parser)["sampler"] == ("sampler", ("--sampler",), None, ("ddpm", "ddim"), None, "_StoreAction",
+                                             None)
+    assert "sampler of the preview grids" in parser.format_help()
+    cfg = parse_train_args(["--preset", "sprites", "--sampler", "ddim"], config_class=TrainConfigWithSampler)
+    assert (cfg.sampler, cfg.model) == ("ddim", "context_unet")
+    assert parse_train_args(None, config_class=TrainConfigWithSampler).sampler == "ddpm"
+    with pytest.raises(SystemExit):
+        parse_train_args(["--sampler", "euler"], config_class=TrainConfigWithSampler)
+    with pytest.raises(TrainConfigError, match="sampler='euler' is not one of ddpm, ddim"):
+        check_config(TrainConfigWithSampler(sampler="euler"))
+
+
+def test_a_field_type_without_a_flag_kind_is_refused():
+    with pytest.raises(TypeError, match="no command-line flag"):
+        flag_kwargs(dict)
+
+
+# --- presets and the rules on combinations ---------------------------------------------------------------------------
+
+
+def test_preset_values_the_flags_make_moot_are_dropped_with_a_log_line(caplog):
+    caplog.set_level(logging.INFO, logger="hf_sprites.training.config")
+    cfg = parse_train_args(["--preset", "sprites_context", "--no-conditional"])
+    check_config(cfg)  # still trains: unconditionally
+    assert (cfg.conditional, cfg.cond_drop_prob, cfg.guidance_scale) == (False, 0.0, 1.0)
+    assert [r.getMessage() for r in caplog.records] == [
+        "Preset 'sprites_context' sets cond_drop_prob=0.1, which needs a conditional ContextUnet (it drops the context "
+        "for classifier-free guidance); the given flags rule that out, so cond_drop_prob=0.0 is used."]
+
+    caplog.clear()
+    cfg = parse_train_args(["--model", "unet2d", "--block_out_channels", "32", "32"])  # the default preset's model
+    assert (cfg.preset, cfg.cond_drop_prob, cfg.guidance_scale) == ("default", 0.0, 1.0)
+    assert [r.getMessage().split(",")[0] for r in caplog.records] == [
+        "Preset 'default' sets cond_drop_prob=0.1", "Preset 'default' sets guidance_scale=3.0"]
+
+
+def test_a_preset_value_that_still_applies_is_kept_without_a_log_line(caplog):
+    caplog.set_level(logging.INFO, logger="hf_sprites.training.config")
+    cfg = parse_train_args(["--preset", "sprites_context"])
+    assert (cfg.conditional, cfg.cond_drop_prob) == (True, 0.1) and not caplog.records
+
+
+@pytest.mark.parametrize("flags, problem", [
+    (["--no-conditional", "--cond_drop_prob", "0.1"], "--cond_drop_prob 0.1 needs a conditional ContextUnet"),
+    (["--preset", "sprites", "--cond_drop_prob", "0.1"], "--cond_drop_prob 0.1 needs a conditional ContextUnet"),
+    (["--cond_drop_prob", "0", "--guidance_scale", "3"], "--guidance_scale 3.0 needs a model trained with context"),
+    (["--class_column", "label", "--no-conditional"], "--class_column label needs training on labels"),
+    (["--cond_drop_prob", "1"], "--cond_drop_prob must be in [0, 1)"),
+    (["--model", "basic_unet"], "BasicUNet ignores labels"),
+    (["--resolution", "2"], "use at least 4 pixels"),
+])
+def test_a_conflicting_value_given_on_the_command_line_raises(flags, problem):
+    with pytest.raises(TrainConfigError, match=re.escape(problem)):
+        check_config(parse_train_args(flags))
+
+
+def test_a_class_column_turns_labels_on_unless_told_otherwise():
+    assert parse_train_args(["--dataset_name", "a/b", "--class_column", "label"]).conditional is True
+    assert parse_train_args(["--dataset_name", "a/b"]).conditional is False
