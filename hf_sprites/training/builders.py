@@ -52,8 +52,15 @@ def make_accelerator(cfg) -> Accelerator:
 
 def load_source(cfg):
     """The run's images and labels as an `ImageSource` (the data layer raises on bad input)."""
-    return load_images(cfg.dataset_name, cfg.dataset_config_name, cfg.train_data_dir, cfg.split, cfg.image_column,
-                       cfg.class_column, cfg.cache_dir)
+    return load_images(
+        dataset_name=cfg.dataset_name,
+        dataset_config_name=cfg.dataset_config_name,
+        train_data_dir=cfg.train_data_dir,
+        split=cfg.split,
+        image_column=cfg.image_column,
+        class_column=cfg.class_column,
+        cache_dir=cfg.cache_dir,
+    )
 
 
 def image_channels(cfg, source) -> int:
@@ -252,8 +259,9 @@ def build_run(cfg, accelerator, source, batches, channels: Optional[int] = None)
     num_classes = source.num_classes if cfg.conditional else None
     model = build_model_for_run(cfg, channels or image_channels(cfg, source), num_classes)
     scheduler = build_scheduler(cfg)
-    steps_per_epoch, max_steps, _ = plan_steps(len(batches), cfg.num_epochs, accumulation=cfg.gradient_accumulation_steps,
-                                               max_train_steps=cfg.max_train_steps)
+    steps_per_epoch, max_steps, _ = plan_steps(
+        len(batches), cfg.num_epochs, accumulation=cfg.gradient_accumulation_steps, max_train_steps=cfg.max_train_steps
+    )
     optimizer = build_optimizer(cfg, model.parameters())
     lr_scheduler = build_lr_scheduler(cfg, optimizer, steps_per_epoch=steps_per_epoch, max_train_steps=max_steps,
                                       num_processes=accelerator.num_processes)

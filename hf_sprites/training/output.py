@@ -188,7 +188,7 @@ class Previewer:
             with ema_weights(unet, weights):
                 grid, _ = self.grid(unet)
             written.append(save_atomic(grid, Path(self.cfg.output_dir) / "samples" / f"step-{step:06d}{suffix}.png"))
-            log_image(accelerator, f"samples{suffix or '-raw'}", grid, step)
+            log_image(accelerator, grid, tag=f"samples{suffix or '-raw'}", step=step)
         return written
 
     def final(self, unet) -> tuple[Path, Optional[Path]]:
@@ -199,7 +199,7 @@ class Previewer:
         return save_atomic(grid, folder / "samples.png"), gif
 
 
-def log_image(accelerator, tag: str, image, step: int) -> None:
+def log_image(accelerator, image, *, tag: str, step: int) -> None:
     """Send an image to the tensorboard tracker, if one is active."""
     for tracker in accelerator.trackers:
         if tracker.name == "tensorboard":

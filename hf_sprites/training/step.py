@@ -35,7 +35,7 @@ def drop_context(context: torch.Tensor, drop_prob: float) -> torch.Tensor:
     return context * keep.to(context.dtype)
 
 
-def diffusion_target(scheduler, clean: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+def diffusion_target(scheduler, *, clean: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
     """What the model learns to predict, chosen by `scheduler.config.prediction_type`."""
     kind = scheduler.config.prediction_type
     if kind == "epsilon":
@@ -105,7 +105,7 @@ class DiffusionLoss:
         timesteps = torch.randint(0, self._num_steps, (clean.shape[0],), device=clean.device)
         noisy = self.scheduler.add_noise(clean, noise, timesteps)
         prediction = model(noisy, timesteps, **self.model_kwargs(model, labels, clean), return_dict=False)[0]
-        target = diffusion_target(self.scheduler, clean, noise, timesteps)
+        target = diffusion_target(self.scheduler, clean=clean, noise=noise, timesteps=timesteps)
         return self._loss(prediction.float(), target.float())
 
 
