@@ -135,6 +135,14 @@ def test_explicit_flags_override_the_preset_and_no_flags_mean_the_embedded_defau
     assert parse_train_args(["--ddpm_beta_schedule", "cosine", "--dataset_name", "x/y"]).ddpm_beta_schedule == "squaredcos_cap_v2"
 
 
+def test_the_course_schedule_and_the_model_share_the_number_of_steps():
+    from hf_sprites.training.builders import build_model, build_scheduler
+
+    for flags, steps in ((["--preset", "sprites"], 500), (["--preset", "sprites", "--ddpm_num_steps", "1000"], 1000)):
+        cfg = parse_train_args(flags)
+        assert build_scheduler(cfg).config.num_train_timesteps == build_model(cfg).config.num_train_timesteps == steps
+
+
 # --- real runs -----------------------------------------------------------------------------------------------------
 
 
