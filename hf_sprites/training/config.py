@@ -224,11 +224,11 @@ def load_preset(name: str, config_class: type = TrainConfig) -> dict:
     """Read one preset file and check that every key is a field of `config_class`."""
     path = PRESET_DIR / f"{name}.yaml"
     if not path.is_file():
-        raise ValueError(f"Unknown preset {name!r}. Choose one of: {', '.join(available_presets())}.")
+        raise TrainConfigError(f"Unknown preset {name!r}. Choose one of: {', '.join(available_presets())}.")
     values = yaml.safe_load(path.read_text()) or {}
     unknown = sorted(set(values) - {spec.name for spec in dataclasses.fields(config_class)})
     if unknown:
-        raise ValueError(f"Preset {name!r} has unknown keys {unknown}; every key must be a TrainConfig field.")
+        raise TrainConfigError(f"Preset {name!r} has unknown keys {unknown}; every key must be a TrainConfig field.")
     return values
 
 
