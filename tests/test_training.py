@@ -19,7 +19,7 @@ from conftest import require_shared
 from hub_helpers import RecordingHfApi, run_python
 
 from hf_sprites.training import main, parse_train_args
-from hf_sprites.training.checkpoints import STATE_FILE, list_checkpoints
+from hf_sprites.training.output import STATE_FILE, list_checkpoints
 from hf_sprites.training.step import DiffusionLoss, drop_context
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,6 +81,27 @@ def test_context_dropout_zeroes_whole_vectors_at_the_given_rate():
     assert drop_context(context, 0.0) is context
 
 
+def test_context_mode_takes_the_context_from_the_wrapped_model_and_drops_it_to_the_null_context():
+    from diffusers import DDPMScheduler
+
+    from hf_sprites.models import ContextUnet
+
+    torch.manual_seed(0)
+    unet = ContextUnet(sample_size=8, in_channels=1, out_channels=1, n_feat=8, n_cfeat=3)
+    wrapped = torch.nn.DataParallel(unet)  # what accelerate's DDP looks like to the loss: no `context_vector`
+    seen = []
+    unet.register_forward_pre_hook(lambda module, args, kwargs: seen.append(kwargs["context"]), with_kwargs=True)
+    images, labels = torch.zeros(6, 1, 8, 8), torch.tensor([0, 1, 2, 2, 1, 0])
+    keep_all = DiffusionLoss(DDPMScheduler(num_train_timesteps=10), label_mode="context")
+    keep_all(wrapped, images, labels)
+    keep_all(wrapped, images, torch.eye(3)[labels])  # one-hot vectors give the same context as integer labels
+    torch.testing.assert_close(seen[0], torch.eye(3)[labels])
+    torch.testing.assert_close(seen[1], seen[0])
+    DiffusionLoss(DDPMScheduler(num_train_timesteps=10), label_mode="context", cond_drop_prob=0.999)(wrapped, images,
+                                                                                                    labels)
+    assert seen[2].abs().sum() == 0  # (almost) every sample got the null context
+
+
 @pytest.mark.parametrize("prediction_type", ["epsilon", "sample", "v_prediction"])
 def test_loss_target_follows_the_prediction_type(prediction_type):
     from diffusers import DDPMScheduler
@@ -97,7 +118,7 @@ def test_loss_target_follows_the_prediction_type(prediction_type):
         seen["t"] = timesteps
         return ({"epsilon": noise, "sample": clean, "v_prediction": a * noise - b * clean}[prediction_type],)
 
-    loss = DiffusionLoss(scheduler, "l2")(oracle, clean)
+    loss = DiffusionLoss(scheduler, loss_type="l2")(oracle, clean)
     assert loss.item() < 1e-8
     assert seen["t"].shape == (4,) and int(seen["t"].max()) < 10
 
@@ -112,6 +133,14 @@ def test_explicit_flags_override_the_preset_and_no_flags_mean_the_embedded_defau
     assert default.preset == "default" and default.uses_embedded_default and default.conditional
     assert parse_train_args(["--dataset_name", "x/y"]).preset is None
     assert parse_train_args(["--ddpm_beta_schedule", "cosine", "--dataset_name", "x/y"]).ddpm_beta_schedule == "squaredcos_cap_v2"
+
+
+def test_the_course_schedule_and_the_model_share_the_number_of_steps():
+    from hf_sprites.training.builders import build_model, build_scheduler
+
+    for flags, steps in ((["--preset", "sprites"], 500), (["--preset", "sprites", "--ddpm_num_steps", "1000"], 1000)):
+        cfg = parse_train_args(flags)
+        assert build_scheduler(cfg).config.num_train_timesteps == build_model(cfg).config.num_train_timesteps == steps
 
 
 # --- real runs -----------------------------------------------------------------------------------------------------

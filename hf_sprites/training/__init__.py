@@ -1,9 +1,10 @@
 """Training for hf_sprites: `accelerate launch examples/train.py [flags]` or `hf-sprites train [flags]`.
 
-Files: `config.py` (flags and presets), `builders.py` (model and scheduler), `step.py` (the per-batch step),
-`optim.py` (optimizer, LR schedule, EMA), `checkpoints.py`,
-`previews.py` (sample grids, GIF), `output.py` (pipeline folder, card, push), `validate.py` (input checks),
-`loop.py` (the run).
+Read in this order (the order of diffusers' `train_unconditional.py`): `config.py` (the `TrainConfig` dataclass
+is the command line, `presets/*.yaml`, every rule on the settings), `builders.py` (accelerator, data, model,
+scheduler, optimizer, LR schedule, EMA), `step.py` (loss, context dropout, the per-batch update), `loop.py` (the
+run: checks, resume, the loop, logging) and `output.py` (checkpoints, previews, the pipeline folder, card, push).
+The data and its batching live in `hf_sprites.data`.
 
 Example:
     >>> from hf_sprites.training import main
@@ -15,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Optional
 
-from .config import TrainConfig, parse_train_args
+from .config import TrainConfig, TrainConfigError, parse_train_args
 
 
 def main(argv: Optional[list[str]] = None):
@@ -26,4 +27,4 @@ def main(argv: Optional[list[str]] = None):
     return train(parse_train_args(argv))
 
 
-__all__ = ["TrainConfig", "main", "parse_train_args"]
+__all__ = ["TrainConfig", "TrainConfigError", "main", "parse_train_args"]

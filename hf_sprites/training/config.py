@@ -1,9 +1,19 @@
-"""Training configuration: one dataclass, the command line that fills it, and the presets that seed it.
+"""Training configuration: the `TrainConfig` dataclass is the command line, presets seed it, and every rule on it.
+
+Each field is one flag. Its type says what kind of flag: `Literal[...]` gives the choices, `bool` a
+`--name/--no-name` switch, `tuple[int, ...]` one or more values, `tuple[int, int, int]` exactly three, and
+`Optional[T]` a `T` that may stay unset; `field(metadata=...)` holds the help text (and a `metavar`). Adding a
+flag is adding a field.
 
 Values are resolved in three layers, later ones winning: the dataclass defaults (diffusers'
 `train_unconditional.py` defaults where the flag exists there), a preset file from `presets/*.yaml`,
 and the flags given on the command line. Without a dataset flag and without `--preset`, the
 `default` preset (the embedded scikit-learn digits job) is used.
+
+Every rule about which settings go together lives at the bottom of this file: `check_config` (the settings
+alone) and `check_data` (the settings against the loaded data). A preset value that the given flags make moot
+(e.g. the context dropout of `--preset sprites_context --no-conditional`) is dropped, with a log line, by
+`drop_moot_preset_values`; a value given on the command line that breaks a rule raises `TrainConfigError`.
 
 Example:
     >>> from hf_sprites.training.config import parse_train_args
@@ -16,110 +26,133 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import yaml
 
+logger = logging.getLogger(__name__)
+
 PRESET_DIR = Path(__file__).parent / "presets"
-MODEL_KINDS = ("context_unet", "basic_unet", "unet2d")
-LOSS_TYPES = ("l2", "l1", "huber")
-# names accepted by --ddpm_beta_schedule; aliases are the names the tutorials use
-BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid", "course", "cosine", "quadratic")
+# the tutorials' names for two diffusers beta schedules
 BETA_SCHEDULE_ALIASES = {"cosine": "squaredcos_cap_v2", "quadratic": "scaled_linear"}
-LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup", "course")
 SECRET_FIELDS = ("hub_token",)
 COURSE_NUM_STEPS = 500
+
+
+class TrainConfigError(ValueError):
+    """A training setting or input that cannot work. The message says what to change."""
+
+
+def available_presets() -> list[str]:
+    """Names of the preset files shipped in `hf_sprites/training/presets/`."""
+    return sorted(path.stem for path in PRESET_DIR.glob("*.yaml"))
+
+
+def flag(default, help: str, **metadata):
+    """A `TrainConfig` field: its default and its `--help` text (plus argparse extras such as `metavar`)."""
+    return field(default=default, metadata={"help": help, **metadata})
 
 
 @dataclass
 class TrainConfig:
     """Every setting of a training run (flag names follow diffusers' `train_unconditional.py`)."""
 
+    preset: Optional[str] = flag(None, f"start from a preset: {', '.join(available_presets())}")
     # data
-    dataset_name: Optional[str] = None
-    dataset_config_name: Optional[str] = None
-    train_data_dir: Optional[str] = None
-    split: str = "train"
-    image_column: Optional[str] = None
-    class_column: Optional[str] = None
-    cache_dir: Optional[str] = None
-    max_train_samples: Optional[int] = None
-    resolution: int = 64
-    in_channels: Optional[int] = None
-    center_crop: bool = False
-    random_flip: bool = False
-    interpolation: str = "bilinear"
-    background: tuple = (255, 255, 255)
-    cache_on_device: str = "auto"
-    dataloader_num_workers: int = 0
+    dataset_name: Optional[str] = flag(None, "Hub dataset id (default: the embedded scikit-learn digits)")
+    dataset_config_name: Optional[str] = flag(None, "the dataset's configuration name")
+    train_data_dir: Optional[str] = flag(None, "local data: a dataset or image folder, the course's .npy pair, IDX")
+    split: str = flag("train", "the split to train on")
+    image_column: Optional[str] = flag(None, "image column (default: the first image column)")
+    class_column: Optional[str] = flag(None, "label column to train on (implies --conditional)")
+    cache_dir: Optional[str] = flag(None, "datasets cache folder")
+    max_train_samples: Optional[int] = flag(None, "use only the first N training images")
+    resolution: int = flag(64, "image size in pixels")
+    in_channels: Optional[Literal[1, 3]] = flag(None, "image channels (default: from the preset or the data)")
+    center_crop: bool = flag(False, "crop the centre square instead of resizing the whole image")
+    random_flip: bool = flag(False, "flip images horizontally at random")
+    interpolation: Literal["nearest", "bilinear"] = flag("bilinear", "resize filter")
+    background: tuple[int, int, int] = flag((255, 255, 255), "fill colour under transparency", metavar=("R", "G", "B"))
+    cache_on_device: Literal["auto", "always", "never"] = flag(
+        "auto", "keep the preprocessed dataset as one tensor on the training device (auto: when it is small)")
+    dataloader_num_workers: int = flag(0, "DataLoader workers for data too large for the device")
     # model and diffusion
-    model: str = "unet2d"
-    n_feat: int = 64
-    n_cfeat: Optional[int] = None
-    block_out_channels: tuple = (128, 128, 256, 256, 512, 512)
-    down_block_types: tuple = ("DownBlock2D",) * 4 + ("AttnDownBlock2D", "DownBlock2D")
-    up_block_types: tuple = ("UpBlock2D", "AttnUpBlock2D") + ("UpBlock2D",) * 4
-    layers_per_block: int = 2
-    conditional: bool = False
-    cond_drop_prob: float = 0.0
-    ddpm_num_steps: int = 1000
-    ddpm_beta_schedule: str = "linear"
-    ddpm_num_inference_steps: Optional[int] = None
-    prediction_type: str = "epsilon"
-    noise_distribution: str = "gaussian"
-    data_range: str = "-1..1"
-    loss_type: str = "l2"
-    guidance_scale: float = 1.0
+    model: Literal["context_unet", "basic_unet", "unet2d"] = flag("unet2d", "model kind")
+    n_feat: int = flag(64, "ContextUnet width")
+    n_cfeat: Optional[int] = flag(None, "ContextUnet context width (default: number of classes, or 5)")
+    block_out_channels: tuple[int, ...] = flag((128, 128, 256, 256, 512, 512), "UNet2DModel channels per block")
+    down_block_types: tuple[str, ...] = flag(("DownBlock2D",) * 4 + ("AttnDownBlock2D", "DownBlock2D"),
+                                             "UNet2DModel down blocks")
+    up_block_types: tuple[str, ...] = flag(("UpBlock2D", "AttnUpBlock2D") + ("UpBlock2D",) * 4, "UNet2DModel up blocks")
+    layers_per_block: int = flag(2, "UNet2DModel layers per block")
+    conditional: Optional[bool] = flag(None, "train on the dataset's labels (default: when --class_column is given)")
+    cond_drop_prob: float = flag(0.0, "probability of dropping the labels/context per sample (the course: 0.1)")
+    ddpm_num_steps: int = flag(1000, "diffusion steps (the course schedule: 500)")
+    ddpm_beta_schedule: Literal[
+        "linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid", "course", "cosine", "quadratic"
+    ] = flag("linear", "'course' = the DeepLearning.AI 500-step schedule; cosine and quadratic are aliases")
+    ddpm_num_inference_steps: Optional[int] = flag(None, "steps for the preview samples (default: all)")
+    prediction_type: Literal["epsilon", "sample", "v_prediction"] = flag("epsilon", "what the model predicts")
+    noise_distribution: Literal["gaussian", "uniform"] = flag("gaussian", "CorruptScheduler noise")
+    data_range: Literal["-1..1", "0..1"] = flag("-1..1", "CorruptScheduler data range")
+    loss_type: Literal["l2", "l1", "huber"] = flag("l2", "loss between prediction and target")
+    guidance_scale: float = flag(
+        1.0, "classifier-free guidance of the sample grids (conditional ContextUnet trained with --cond_drop_prob)")
     # optimisation
-    train_batch_size: int = 16
-    eval_batch_size: int = 16
-    num_epochs: int = 100
-    max_train_steps: Optional[int] = None
-    gradient_accumulation_steps: int = 1
-    optimizer: str = "adamw"
-    learning_rate: float = 1e-4
-    lr_scheduler: str = "cosine"
-    lr_warmup_steps: int = 500
-    adam_beta1: float = 0.95
-    adam_beta2: float = 0.999
-    adam_weight_decay: float = 1e-6
-    adam_epsilon: float = 1e-8
-    max_grad_norm: Optional[float] = 1.0
-    use_ema: bool = True
-    ema_inv_gamma: float = 1.0
-    ema_power: float = 0.75
-    ema_max_decay: float = 0.9999
-    mixed_precision: str = "no"
-    channels_last: bool = False
-    torch_compile: bool = False
-    seed: Optional[int] = None
+    train_batch_size: int = flag(16, "images per batch and process")
+    eval_batch_size: int = flag(16, "images in a preview grid")
+    num_epochs: int = flag(100, "passes over the data")
+    max_train_steps: Optional[int] = flag(None, "optimizer steps (overrides --num_epochs)")
+    gradient_accumulation_steps: int = flag(1, "batches per optimizer step")
+    optimizer: Literal["adamw", "adam"] = flag("adamw", "Adam (the course) or AdamW (diffusers' examples)")
+    learning_rate: float = flag(1e-4, "peak learning rate")
+    lr_scheduler: Literal[
+        "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup", "course"
+    ] = flag("cosine", "'course' = linear decay to 0 per epoch, no warmup")
+    lr_warmup_steps: int = flag(500, "optimizer steps of LR warmup")
+    adam_beta1: float = flag(0.95, "Adam beta1")
+    adam_beta2: float = flag(0.999, "Adam beta2")
+    adam_weight_decay: float = flag(1e-6, "Adam weight decay")
+    adam_epsilon: float = flag(1e-8, "Adam epsilon")
+    max_grad_norm: Optional[float] = flag(1.0, "gradient clipping norm (a preset may turn it off)")
+    use_ema: bool = flag(True, "keep an EMA of the weights and save it")
+    ema_inv_gamma: float = flag(1.0, "EMA warmup inv_gamma")
+    ema_power: float = flag(0.75, "EMA warmup power")
+    ema_max_decay: float = flag(0.9999, "EMA decay cap")
+    mixed_precision: Literal["no", "fp16", "bf16"] = flag("no", "accelerate mixed precision")
+    channels_last: bool = flag(False, "channels-last memory format")
+    torch_compile: bool = flag(False, "compile the model with torch.compile")
+    seed: Optional[int] = flag(None, "seed of the run (data order, noise, previews)")
     # outputs
-    output_dir: str = "outputs/ddpm-model"
-    overwrite_output_dir: bool = False
-    save_images_epochs: int = 10
-    save_model_epochs: int = 10
-    save_gif: bool = True
-    checkpointing_steps: Optional[int] = 500
-    checkpoints_total_limit: Optional[int] = None
-    resume_from_checkpoint: Optional[str] = None
-    logger: str = "tensorboard"
-    logging_dir: str = "logs"
-    logging_steps: int = 10
+    output_dir: str = flag("outputs/ddpm-model", "the pipeline folder to write")
+    overwrite_output_dir: bool = flag(False, "train into a non-empty --output_dir")
+    save_images_epochs: int = flag(10, "preview grids every N epochs")
+    save_model_epochs: int = flag(10, "save the pipeline every N epochs")
+    save_gif: bool = flag(True, "write denoising.gif at the end")
+    checkpointing_steps: Optional[int] = flag(500, "a resumable checkpoint every N optimizer steps")
+    checkpoints_total_limit: Optional[int] = flag(None, "keep only the newest N checkpoints")
+    resume_from_checkpoint: Optional[str] = flag(None, "'latest' or a checkpoint folder")
+    logger: Literal["tensorboard", "none"] = flag("tensorboard", "experiment tracker")
+    logging_dir: str = flag("logs", "relative to output_dir")
+    logging_steps: int = flag(10, "log the loss every N optimizer steps")
     # sharing
-    push_to_hub: bool = False
-    hub_model_id: Optional[str] = None
-    hub_token: Optional[str] = field(default=None, repr=False)
-    hub_private_repo: bool = False
-    preset: Optional[str] = None
+    push_to_hub: bool = flag(False, "upload the folder to the Hub at the end")
+    hub_model_id: Optional[str] = flag(None, "Hub repo id (default: the output folder's name)")
+    hub_token: Optional[str] = field(
+        default=None, repr=False, metadata={"help": "Hub token (default: HF_TOKEN or the cached login); never saved"})
+    hub_private_repo: bool = flag(False, "create the Hub repo private")
 
     def __post_init__(self):
         self.ddpm_beta_schedule = BETA_SCHEDULE_ALIASES.get(self.ddpm_beta_schedule, self.ddpm_beta_schedule)
         for name in ("background", "block_out_channels", "down_block_types", "up_block_types"):
             setattr(self, name, tuple(getattr(self, name)))
-        if self.class_column is not None:
-            self.conditional = True
+        if self.conditional is None:
+            self.conditional = self.class_column is not None
 
     @property
     def uses_embedded_default(self) -> bool:
@@ -133,131 +166,226 @@ class TrainConfig:
         return values
 
 
-def available_presets() -> list[str]:
-    """Names of the preset files shipped in `hf_sprites/training/presets/`."""
-    return sorted(path.stem for path in PRESET_DIR.glob("*.yaml"))
+def label_mode(cfg) -> Optional[str]:
+    """How labels reach the model: None (not at all), "context" (ContextUnet) or "class_labels" (UNet2DModel)."""
+    if not cfg.conditional:
+        return None
+    return "context" if cfg.model == "context_unet" else "class_labels"
 
 
-def load_preset(name: str) -> dict:
-    """Read one preset file and check that every key is a `TrainConfig` field."""
-    path = PRESET_DIR / f"{name}.yaml"
-    if not path.is_file():
-        raise ValueError(f"Unknown preset {name!r}. Choose one of: {', '.join(available_presets())}.")
-    values = yaml.safe_load(path.read_text()) or {}
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"Preset {name!r} has unknown keys {unknown}; every key must be a TrainConfig field.")
-    return values
+# --- the command line: one flag per field ---------------------------------------------------------------------------
 
 
-def _flag(parser, name, **kwargs):
-    parser.add_argument(f"--{name}", dest=name, **kwargs)
+def _unwrap_optional(kind):
+    """`Optional[T]` -> `T`; anything else as it is."""
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        (kind,) = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+    return kind
 
 
-def _add_data_flags(parser):
-    for name in ("dataset_name", "dataset_config_name", "train_data_dir", "split", "image_column", "class_column",
-                 "cache_dir"):
-        _flag(parser, name, type=str)
-    _flag(parser, "max_train_samples", type=int, help="use only the first N training images")
-    _flag(parser, "resolution", type=int)
-    _flag(parser, "in_channels", type=int, choices=(1, 3), help="image channels (default: from the preset or the data)")
-    _flag(parser, "center_crop", action=argparse.BooleanOptionalAction)
-    _flag(parser, "random_flip", action=argparse.BooleanOptionalAction)
-    _flag(parser, "interpolation", choices=("nearest", "bilinear"))
-    _flag(parser, "background", type=int, nargs=3, metavar=("R", "G", "B"), help="fill colour under transparency")
-    _flag(parser, "cache_on_device", choices=("auto", "always", "never"),
-          help="keep the preprocessed dataset as one tensor on the training device (auto: when it is small)")
-    _flag(parser, "dataloader_num_workers", type=int)
+def flag_kwargs(kind) -> dict:
+    """argparse keywords for a field of type `kind`.
+
+    >>> flag_kwargs(Optional[Literal[1, 3]])
+    {'type': <class 'int'>, 'choices': (1, 3)}
+    >>> flag_kwargs(tuple[str, ...])
+    {'type': <class 'str'>, 'nargs': '+'}
+    """
+    kind = _unwrap_optional(kind)
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if kind is bool:
+        return {"action": argparse.BooleanOptionalAction}
+    if origin is Literal:
+        return {"choices": args} if all(isinstance(a, str) for a in args) else {"type": type(args[0]), "choices": args}
+    if origin is tuple:
+        return {"type": args[0], "nargs": "+" if args[-1] is Ellipsis else len(args)}
+    if kind in (int, float, str):
+        return {"type": kind}
+    raise TypeError(f"no command-line flag for a field of type {kind}; use bool, int, float, str, Literal or tuple")
 
 
-def _add_model_flags(parser):
-    _flag(parser, "model", choices=MODEL_KINDS)
-    _flag(parser, "n_feat", type=int, help="ContextUnet width")
-    _flag(parser, "n_cfeat", type=int, help="ContextUnet context width (default: number of classes, or 5)")
-    _flag(parser, "block_out_channels", type=int, nargs="+")
-    _flag(parser, "down_block_types", type=str, nargs="+")
-    _flag(parser, "up_block_types", type=str, nargs="+")
-    _flag(parser, "layers_per_block", type=int)
-    _flag(parser, "conditional", action=argparse.BooleanOptionalAction, help="train on the dataset's labels")
-    _flag(parser, "cond_drop_prob", type=float, help="probability of dropping the labels/context per sample")
-    _flag(parser, "ddpm_num_steps", type=int)
-    _flag(parser, "ddpm_beta_schedule", choices=BETA_SCHEDULES, help="'course' = the DeepLearning.AI 500-step schedule")
-    _flag(parser, "ddpm_num_inference_steps", type=int, help="steps for the preview samples (default: all)")
-    _flag(parser, "prediction_type", choices=("epsilon", "sample", "v_prediction"))
-    _flag(parser, "noise_distribution", choices=("gaussian", "uniform"), help="CorruptScheduler noise")
-    _flag(parser, "data_range", choices=("-1..1", "0..1"), help="CorruptScheduler data range")
-    _flag(parser, "loss_type", choices=LOSS_TYPES)
-    _flag(parser, "guidance_scale", type=float,
-          help="classifier-free guidance of the sample grids (conditional ContextUnet trained with --cond_drop_prob)")
-
-
-def _add_optim_flags(parser):
-    for name in ("train_batch_size", "eval_batch_size", "num_epochs", "max_train_steps",
-                 "gradient_accumulation_steps", "lr_warmup_steps", "seed"):
-        _flag(parser, name, type=int)
-    for name in ("learning_rate", "adam_beta1", "adam_beta2", "adam_weight_decay", "adam_epsilon", "max_grad_norm",
-                 "ema_inv_gamma", "ema_power", "ema_max_decay"):
-        _flag(parser, name, type=float)
-    _flag(parser, "optimizer", choices=("adamw", "adam"))
-    _flag(parser, "lr_scheduler", choices=LR_SCHEDULERS, help="'course' = linear decay to 0 per epoch, no warmup")
-    _flag(parser, "use_ema", action=argparse.BooleanOptionalAction)
-    _flag(parser, "mixed_precision", choices=("no", "fp16", "bf16"))
-    _flag(parser, "channels_last", action=argparse.BooleanOptionalAction)
-    _flag(parser, "torch_compile", action=argparse.BooleanOptionalAction)
-
-
-def _add_output_flags(parser):
-    _flag(parser, "output_dir", type=str)
-    _flag(parser, "overwrite_output_dir", action=argparse.BooleanOptionalAction)
-    for name in ("save_images_epochs", "save_model_epochs", "checkpointing_steps", "checkpoints_total_limit",
-                 "logging_steps"):
-        _flag(parser, name, type=int)
-    _flag(parser, "save_gif", action=argparse.BooleanOptionalAction)
-    _flag(parser, "resume_from_checkpoint", type=str, help="'latest' or a checkpoint folder")
-    _flag(parser, "logger", choices=("tensorboard", "none"))
-    _flag(parser, "logging_dir", type=str, help="relative to output_dir")
-    _flag(parser, "push_to_hub", action=argparse.BooleanOptionalAction)
-    _flag(parser, "hub_model_id", type=str)
-    _flag(parser, "hub_token", type=str, help="Hub token (default: HF_TOKEN or the cached login); never saved")
-    _flag(parser, "hub_private_repo", action=argparse.BooleanOptionalAction)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The `train` command line. Every flag defaults to "not given" so presets can fill the gaps."""
+def build_parser(config_class: type = TrainConfig) -> argparse.ArgumentParser:
+    """The `train` command line: one flag per `config_class` field, each defaulting to "not given"."""
     parser = argparse.ArgumentParser(
         prog="hf-sprites train",
         description="Train a diffusion model and save a diffusers pipeline folder.",
         argument_default=argparse.SUPPRESS,
     )
-    _flag(parser, "preset", type=str, help=f"start from a preset: {', '.join(available_presets())}")
-    _add_data_flags(parser)
-    _add_model_flags(parser)
-    _add_optim_flags(parser)
-    _add_output_flags(parser)
+    kinds = typing.get_type_hints(config_class)
+    for spec in dataclasses.fields(config_class):
+        parser.add_argument(f"--{spec.name}", dest=spec.name, **flag_kwargs(kinds[spec.name]), **spec.metadata)
     return parser
 
 
-def resolve_config(given: dict) -> TrainConfig:
-    """Merge dataclass defaults, the chosen preset and the explicitly given values."""
+# --- resolution: defaults < preset < given flags --------------------------------------------------------------------
+
+
+def load_preset(name: str, config_class: type = TrainConfig) -> dict:
+    """Read one preset file and check that every key is a field of `config_class`."""
+    path = PRESET_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise TrainConfigError(f"Unknown preset {name!r}. Choose one of: {', '.join(available_presets())}.")
+    values = yaml.safe_load(path.read_text()) or {}
+    unknown = sorted(set(values) - {spec.name for spec in dataclasses.fields(config_class)})
+    if unknown:
+        raise TrainConfigError(f"Preset {name!r} has unknown keys {unknown}; every key must be a TrainConfig field.")
+    return values
+
+
+def resolve_config(given: dict, config_class: type = TrainConfig) -> TrainConfig:
+    """Merge dataclass defaults, the chosen preset and the explicitly `given` values."""
     preset = given.get("preset")
     if preset is None and given.get("dataset_name") is None and given.get("train_data_dir") is None:
         preset = "default"
-    values = load_preset(preset) if preset else {}
-    values.update(given)
-    values["preset"] = preset
+    values = {**(load_preset(preset, config_class) if preset else {}), **given, "preset": preset}
     if values.get("ddpm_beta_schedule") == "course" and "ddpm_num_steps" not in values:
         values["ddpm_num_steps"] = COURSE_NUM_STEPS
-    conditional_unet = values.get("model") == "context_unet" and (values.get("conditional") or values.get("class_column"))
-    # a preset's context dropout and guidance are moot once flags turn the context off
-    if "cond_drop_prob" not in given and not conditional_unet:
-        values["cond_drop_prob"] = 0.0
-    if "guidance_scale" not in given and not values.get("cond_drop_prob"):
-        values["guidance_scale"] = 1.0
-    return TrainConfig(**values)
+    cfg = config_class(**values)
+    drop_moot_preset_values(cfg, given)
+    return cfg
 
 
-def parse_train_args(argv: Optional[list[str]] = None) -> TrainConfig:
-    """Parse `argv` (a list of strings; `None` means no flags, never `sys.argv`) into a `TrainConfig`."""
-    namespace = build_parser().parse_args([] if argv is None else list(argv))
-    return resolve_config(vars(namespace))
+def parse_train_args(argv: Optional[list[str]] = None, config_class: type = TrainConfig) -> TrainConfig:
+    """Parse `argv` (a list of strings; `None` means no flags, never `sys.argv`) into a `config_class`."""
+    namespace = build_parser(config_class).parse_args([] if argv is None else list(argv))
+    return resolve_config(vars(namespace), config_class)
+
+
+# --- the rules -----------------------------------------------------------------------------------------------------
+
+
+def _fail(message: str) -> None:
+    raise TrainConfigError(message)
+
+
+@dataclass(frozen=True)
+class Needs:
+    """A setting that only means something when `holds(cfg)`; at its `neutral` value it needs nothing."""
+
+    name: str
+    neutral: object
+    holds: typing.Callable
+    requires: str  # what must hold, in words
+    fix: str
+
+
+DEPENDENT_SETTINGS = (  # in order: dropping one may make the next moot
+    Needs("class_column", None, lambda cfg: cfg.conditional, "training on labels",
+          "drop --no-conditional or --class_column"),
+    Needs("cond_drop_prob", 0.0, lambda cfg: cfg.conditional and cfg.model == "context_unet",
+          "a conditional ContextUnet (it drops the context for classifier-free guidance)",
+          "use --model context_unet with labels (--class_column / --conditional), or set it to 0"),
+    Needs("guidance_scale", 1.0, lambda cfg: cfg.cond_drop_prob > 0,
+          "a model trained with context dropout (it guides against the null context)",
+          "add --cond_drop_prob 0.1 (with labels and --model context_unet) or use --guidance_scale 1"),
+)
+
+
+def _unmet(cfg) -> list[Needs]:
+    return [rule for rule in DEPENDENT_SETTINGS if getattr(cfg, rule.name) != rule.neutral and not rule.holds(cfg)]
+
+
+def drop_moot_preset_values(cfg, given: dict) -> None:
+    """Reset each preset setting whose requirement the given flags rule out, with a log line saying so.
+
+    Values given on the command line are left as they are, so that `check_config` reports them.
+    """
+    for rule in DEPENDENT_SETTINGS:
+        if rule.name not in given and rule in _unmet(cfg):
+            logger.warning("Preset %r sets %s=%r, which needs %s; the given flags rule that out, so %s=%r is used.",
+                           cfg.preset, rule.name, getattr(cfg, rule.name), rule.requires, rule.name, rule.neutral)
+            setattr(cfg, rule.name, rule.neutral)
+
+
+def check_choices(cfg) -> None:
+    """Values from presets or code must be among a `Literal` field's choices, like flag values."""
+    kinds = typing.get_type_hints(type(cfg))
+    for spec in dataclasses.fields(cfg):
+        choices, value = flag_kwargs(kinds[spec.name]).get("choices"), getattr(cfg, spec.name)
+        if choices and value is not None and value not in choices:
+            _fail(f"{spec.name}={value!r} is not one of {', '.join(map(str, choices))}; pick one of them")
+
+
+def check_numbers(cfg) -> None:
+    for name in ("train_batch_size", "eval_batch_size", "gradient_accumulation_steps", "ddpm_num_steps", "num_epochs",
+                 "logging_steps", "save_images_epochs", "save_model_epochs"):
+        if getattr(cfg, name) < 1:
+            _fail(f"--{name} must be at least 1, got {getattr(cfg, name)}")
+    for name in ("max_train_steps", "checkpointing_steps", "checkpoints_total_limit", "max_train_samples"):
+        value = getattr(cfg, name)
+        if value is not None and value < 1:
+            _fail(f"--{name} must be at least 1 when given, got {value}")
+    if cfg.learning_rate <= 0:
+        _fail(f"--learning_rate must be positive, got {cfg.learning_rate}")
+    if not 0.0 <= cfg.cond_drop_prob < 1.0:
+        _fail(f"--cond_drop_prob must be in [0, 1) (the course uses 0.1), got {cfg.cond_drop_prob}")
+
+
+def check_model_shape(cfg) -> None:
+    """The image size must fit the model's down-sampling, and UNet2DModel's blocks must line up."""
+    size, blocks = cfg.resolution, len(cfg.block_out_channels)
+    if size < 4:
+        _fail(f"--resolution {size} is too small; use at least 4 pixels")
+    if cfg.model in ("context_unet", "basic_unet") and size % 4:
+        name = "ContextUnet" if cfg.model == "context_unet" else "BasicUNet"
+        _fail(f"{name} cannot take {size}px images (it needs a multiple of 4); use --resolution {size - size % 4 or 4}"
+              f" or {size + 4 - size % 4}")
+    if cfg.model != "unet2d":
+        return
+    if len(cfg.down_block_types) != blocks or len(cfg.up_block_types) != blocks:
+        _fail(f"--block_out_channels has {blocks} entries but --down_block_types has {len(cfg.down_block_types)} and "
+              f"--up_block_types {len(cfg.up_block_types)}; give one block type per channel entry")
+    odd = [c for c in cfg.block_out_channels if c % 32]
+    if odd:
+        _fail(f"UNet2DModel's GroupNorm uses 32 groups, so every --block_out_channels entry must be a multiple of 32 "
+              f"(got {odd}); e.g. --block_out_channels 32 64 64")
+    factor = 2 ** (blocks - 1)
+    if size % factor:
+        _fail(f"UNet2DModel with {blocks} blocks halves the image {blocks - 1} times, so --resolution must be a "
+              f"multiple of {factor} (got {size}); change --resolution or use fewer --block_out_channels")
+
+
+def check_model_options(cfg) -> None:
+    """Combinations of model, scheduler and conditioning that cannot train."""
+    if cfg.model == "basic_unet" and cfg.conditional:
+        _fail("BasicUNet ignores labels, so it cannot train on them; drop --class_column/--conditional or use "
+              "--model context_unet")
+    for rule in _unmet(cfg):
+        _fail(f"--{rule.name} {getattr(cfg, rule.name)} needs {rule.requires}; {rule.fix}")
+    if cfg.ddpm_beta_schedule == "course" and cfg.model != "basic_unet" and cfg.prediction_type != "epsilon":
+        _fail(f"the course schedule (SpriteScheduler) predicts noise; use --prediction_type epsilon or another "
+              f"--ddpm_beta_schedule (got --prediction_type {cfg.prediction_type})")
+    if cfg.model == "context_unet" and cfg.prediction_type != "epsilon":
+        _fail("ContextUnet predicts noise (the course's model); use --prediction_type epsilon or --model unet2d")
+
+
+def check_config(cfg) -> None:
+    """Every rule on the settings alone; raises `TrainConfigError` naming the problem and the fix.
+
+    >>> try:
+    ...     check_config(parse_train_args(["--model", "context_unet", "--resolution", "18"]))
+    ... except TrainConfigError as err:
+    ...     print(str(err).split(";")[0])
+    ContextUnet cannot take 18px images (it needs a multiple of 4)
+    """
+    check_choices(cfg)
+    check_numbers(cfg)
+    check_model_shape(cfg)
+    check_model_options(cfg)
+
+
+def check_data(cfg, source, num_processes: int = 1) -> None:
+    """Every rule on the settings against the loaded `ImageSource` (the data layer has checked the data itself)."""
+    if cfg.conditional and not source.num_classes:
+        hint = f"--class_column {cfg.class_column} matched no labels" if cfg.class_column else "the dataset has no labels"
+        _fail(f"this run trains on labels (preset {cfg.preset!r} or --conditional) but {hint} in {source.source}; "
+              "pass --class_column NAME for a label column, or --no-conditional to train without labels")
+    if cfg.conditional and source.label_kind == "multi_hot" and cfg.model != "context_unet":
+        _fail("multi-hot / one-hot label vectors need a model with a context input; use --model context_unet")
+    if cfg.conditional and cfg.model == "context_unet" and cfg.n_cfeat and cfg.n_cfeat != source.num_classes:
+        _fail(f"--n_cfeat {cfg.n_cfeat} does not match the {source.num_classes} classes of {source.source}; "
+              "drop --n_cfeat (it defaults to the number of classes)")
+    usable = min(len(source), cfg.max_train_samples or len(source)) // num_processes
+    if usable < cfg.train_batch_size:
+        _fail(f"{usable} images per process is less than one batch (--train_batch_size {cfg.train_batch_size}); lower "
+              "--train_batch_size or use more data")

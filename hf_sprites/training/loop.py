@@ -1,133 +1,41 @@
-"""The training run: accelerate, EMA, LR schedule, logging, previews, checkpoints, resume, final folder.
+"""The training run: check, build, resume, loop (log, EMA, checkpoints, previews), then write the pipeline folder.
 
-Order of work: check every input (`validate.py`), load and preprocess the data, and only then write
-anything. All processes run the same loop; only the main process writes previews, the pipeline
-folder and the card, and pushes.
+Order of work (`train`): check every setting (`config.check_config`) and output place (`output.check_outputs`),
+load the data and check it against the settings (`config.check_data`), build the run (`builders.build_run`),
+and only then write anything. All processes run the same loop; only the main process writes previews, the
+pipeline folder and the card, and pushes.
 
 Example:
-    >>> from hf_sprites.training.loop import plan_steps
-    >>> plan_steps(batches_per_epoch=17, num_epochs=3, accumulation=2, max_train_steps=None)
-    (8, 24, 3)
+    >>> from hf_sprites.training.loop import Meter
+    >>> import torch
+    >>> meter = Meter("cpu")
+    >>> meter.add(torch.tensor(0.5), batch_size=8); meter.add(torch.tensor(0.25), batch_size=8)
+    >>> (meter.count, meter.images, round(float(meter.total), 2))
+    (2, 16, 0.75)
 """
 
 from __future__ import annotations
 
-import json
-import math
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 import torch
-from accelerate import Accelerator
 from accelerate.logging import get_logger
-from accelerate.utils import ProjectConfiguration, set_seed
+from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
 from hf_sprites.atomic import atomic_write_text
-from hf_sprites.data import load_images, make_batches
+from hf_sprites.data import make_batches
 
-from .builders import build_model, build_scheduler, label_mode
-from .checkpoints import find_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
-from .optim import build_ema, build_lr_scheduler, build_optimizer
-from .output import push, save_pipeline, write_card
-from .previews import Previewer, ema_weights
-from .step import DiffusionLoss, train_batch
-from .validate import check_config, check_data, hub_repo_id
+from .builders import Run, build_run, image_channels, load_source, make_accelerator
+from .config import check_config, check_data, label_mode
+from .output import (check_outputs, ema_weights, find_checkpoint, list_checkpoints, load_checkpoint, push,
+                     save_checkpoint, save_pipeline, write_card, write_trainer_state)
+from .step import train_batch
 
 logger = get_logger(__name__)
-
-
-def plan_steps(batches_per_epoch: int, num_epochs: int, accumulation: int, max_train_steps: Optional[int]):
-    """(optimizer steps per epoch, total optimizer steps, epochs) as diffusers' scripts count them."""
-    steps_per_epoch = max(1, batches_per_epoch // accumulation)
-    total = max_train_steps or num_epochs * steps_per_epoch
-    return steps_per_epoch, total, math.ceil(total / steps_per_epoch)
-
-
-@dataclass
-class Run:
-    """Everything a running training job holds."""
-
-    cfg: object
-    accelerator: Accelerator
-    source: object
-    batches: object
-    model: torch.nn.Module
-    scheduler: object
-    optimizer: torch.optim.Optimizer
-    lr_scheduler: object
-    loss_fn: DiffusionLoss
-    ema: object
-    previewer: Previewer
-    steps_per_epoch: int
-    max_train_steps: int
-    global_step: int = 0
-    history: list = field(default_factory=list)
-
-    @property
-    def output_dir(self) -> Path:
-        return Path(self.cfg.output_dir)
-
-    @property
-    def unet(self):
-        return self.accelerator.unwrap_model(self.model)
-
-    def training_state(self) -> dict:
-        return {
-            "global_step": self.global_step,
-            "ema": self.ema.state_dict() if self.ema is not None else None,
-            "data": self.batches.state_dict(),
-            "history": self.history,
-        }
-
-
-def make_accelerator(cfg) -> Accelerator:
-    project = ProjectConfiguration(project_dir=cfg.output_dir, logging_dir=str(Path(cfg.output_dir) / cfg.logging_dir))
-    return Accelerator(
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        mixed_precision=cfg.mixed_precision,
-        log_with=None if cfg.logger == "none" else cfg.logger,
-        project_config=project,
-    )
-
-
-def load_source(cfg):
-    return load_images(cfg.dataset_name, cfg.dataset_config_name, cfg.train_data_dir, cfg.split, cfg.image_column,
-                       cfg.class_column, cfg.cache_dir)
-
-
-def infer_channels(source) -> int:
-    """1 for grey data, 3 otherwise (used when neither a preset nor --in_channels says)."""
-    if source.pixels is not None:
-        return 1 if source.pixels.ndim == 3 or source.pixels.shape[-1] == 1 else 3
-    return 1 if source.dataset[0]["image"].mode in ("1", "L", "LA", "I", "I;16", "F") else 3
-
-
-def build_run(cfg, accelerator, source, batches, channels) -> Run:
-    num_classes = source.num_classes if cfg.conditional else None
-    model = build_model(cfg, channels, num_classes)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    if cfg.torch_compile:
-        model.compile()
-    scheduler = build_scheduler(cfg)
-    steps_per_epoch, max_steps, _ = plan_steps(len(batches), cfg.num_epochs, cfg.gradient_accumulation_steps,
-                                               cfg.max_train_steps)
-    optimizer = build_optimizer(cfg, model.parameters())
-    lr_scheduler = build_lr_scheduler(cfg, optimizer, steps_per_epoch, max_steps, accelerator.num_processes)
-    model, optimizer, lr_scheduler = accelerator.prepare(model, optimizer, lr_scheduler)
-    ema = build_ema(cfg, accelerator.unwrap_model(model))
-    if ema is not None:
-        ema.to(accelerator.device)
-    loss_fn = DiffusionLoss(scheduler, cfg.loss_type, label_mode(cfg), num_classes, cfg.cond_drop_prob,
-                            scheduler.config.get("data_range", "-1..1"))
-    previewer = Previewer(cfg, cfg.output_dir, num_classes, source.label_kind, seed=cfg.seed or 0)
-    return Run(cfg, accelerator, source, batches, model, scheduler, optimizer, lr_scheduler, loss_fn, ema, previewer,
-               steps_per_epoch, max_steps)
-
 
 def prepare_output_dir(run: Run) -> None:
     """Create output_dir; with --overwrite_output_dir (and no resume) drop the previous run's checkpoints."""
@@ -191,6 +99,11 @@ def log_step(run: Run, meter: Meter, progress) -> None:
     progress.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", img_s=f"{rate:.0f}")
 
 
+def checkpoint(run: Run) -> None:
+    save_checkpoint(run.accelerator, run.output_dir, step=run.global_step, training_state=run.training_state(),
+                    total_limit=run.cfg.checkpoints_total_limit)
+
+
 def after_update(run: Run, meter: Meter, progress) -> None:
     """Bookkeeping after one optimizer step: EMA, counters, logs, checkpoints."""
     cfg = run.cfg
@@ -201,8 +114,7 @@ def after_update(run: Run, meter: Meter, progress) -> None:
     if run.global_step % cfg.logging_steps == 0 or run.global_step == run.max_train_steps:
         log_step(run, meter, progress)
     if cfg.checkpointing_steps and run.global_step % cfg.checkpointing_steps == 0:
-        save_checkpoint(run.accelerator, run.output_dir, run.global_step, run.training_state(),
-                        cfg.checkpoints_total_limit)
+        checkpoint(run)
 
 
 def end_of_epoch(run: Run, epoch: int) -> None:
@@ -211,13 +123,14 @@ def end_of_epoch(run: Run, epoch: int) -> None:
     if run.global_step >= run.max_train_steps or not acc.is_main_process:
         return
     if (epoch + 1) % cfg.save_images_epochs == 0:
-        run.previewer.write(acc, run.unet, run.ema, run.scheduler, run.global_step)
+        run.previewer.write(acc, run.unet, ema=run.ema, step=run.global_step)
     if (epoch + 1) % cfg.save_model_epochs == 0:
         with ema_weights(run.unet, run.ema):
-            save_pipeline(run.unet, run.scheduler, run.output_dir, cfg.conditional)
+            save_pipeline(run.unet, run.scheduler, run.output_dir, conditional=cfg.conditional)
 
 
 def train_loop(run: Run) -> None:
+    """Train until `run.max_train_steps` optimizer steps, from `run.global_step`."""
     cfg, acc = run.cfg, run.accelerator
     progress = tqdm(total=run.max_train_steps, initial=run.global_step, desc="train",
                     disable=not acc.is_local_main_process)
@@ -228,8 +141,8 @@ def train_loop(run: Run) -> None:
         for images, labels in run.batches:
             if cfg.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
-            loss = train_batch(acc, run.model, run.loss_fn, run.optimizer, run.lr_scheduler, images, labels,
-                               cfg.max_grad_norm)
+            loss = train_batch(acc, run.model, images, labels=labels, loss_fn=run.loss_fn, optimizer=run.optimizer,
+                               lr_scheduler=run.lr_scheduler, max_grad_norm=cfg.max_grad_norm)
             meter.add(loss, images.shape[0])
             if acc.sync_gradients:
                 after_update(run, meter, progress)
@@ -243,18 +156,16 @@ def finish(run: Run, token: Optional[str]) -> Path:
     """Final checkpoint, pipeline folder (EMA weights when EMA is on), samples, GIF, card, push."""
     cfg, acc = run.cfg, run.accelerator
     if cfg.checkpointing_steps and not (run.output_dir / f"checkpoint-{run.global_step}").is_dir():
-        save_checkpoint(acc, run.output_dir, run.global_step, run.training_state(), cfg.checkpoints_total_limit)
+        checkpoint(run)
     if acc.is_main_process:
         unet = run.unet
         with ema_weights(unet, run.ema):
-            save_pipeline(unet, run.scheduler, run.output_dir, cfg.conditional)
-            grid, _ = run.previewer.final(unet, run.scheduler, run.output_dir, cfg.save_gif)
-        atomic_write_text(run.output_dir / "trainer_state.json", json.dumps(
-            {"global_step": run.global_step, "log_history": [dict(zip(("step", "loss", "img_per_s"), row))
-                                                             for row in run.history]}, indent=1))
-        write_card(cfg, run.output_dir, run.source, grid)
+            save_pipeline(unet, run.scheduler, run.output_dir, conditional=cfg.conditional)
+            grid, _ = run.previewer.final(unet)
+        write_trainer_state(run.output_dir, global_step=run.global_step, history=run.history)
+        write_card(cfg, run.source, sample_image=grid)
         if cfg.push_to_hub:
-            push(cfg, run.output_dir, hub_repo_id(cfg), token)
+            push(cfg, token)
     acc.wait_for_everyone()
     acc.end_training()
     return run.output_dir
@@ -262,14 +173,15 @@ def finish(run: Run, token: Optional[str]) -> Path:
 
 def train(cfg) -> Path:
     """Run a full training job described by `cfg`; returns the output folder."""
-    token = check_config(cfg)
+    check_config(cfg)
+    token = check_outputs(cfg)
     accelerator = make_accelerator(cfg)
     with accelerator.main_process_first():
         source = load_source(cfg)
     check_data(cfg, source, accelerator.num_processes)
     if cfg.seed is not None:
         set_seed(cfg.seed, device_specific=True)  # own noise per process; DDP syncs the initial weights
-    channels = cfg.in_channels or infer_channels(source)
+    channels = image_channels(cfg, source)
     batches = make_batches(cfg, source, accelerator, channels)
     run = build_run(cfg, accelerator, source, batches, channels)
     accelerator.wait_for_everyone()  # every process has passed every check before anything is written

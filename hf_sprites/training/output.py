@@ -1,81 +1,229 @@
-"""Write the trained model as a diffusers pipeline folder, with its model card, and push it.
+"""What a training run leaves behind: checkpoints, sample grids, the pipeline folder, its model card, the Hub push.
 
-Unconditional runs save a stock `DDPMPipeline` (`DDPMPipeline.from_pretrained(folder)` after
-`import hf_sprites`); runs trained on labels save a `SpritePipeline`. The pipeline is saved into a
-temporary folder first and then moved into `output_dir` piece by piece with `os.replace`,
-`model_index.json` last, so the folder never holds a half-written pipeline.
+Checkpoints: `output_dir/checkpoint-<step>/` holds `accelerator.save_state` (model, optimizer, LR scheduler, RNG
+of every process, grad scaler) plus `training_state.pt` (global step, EMA state, data position, loss history).
+Previews: `samples/step-<N>[-ema].png` grids from `SpritePipeline` with a fixed seed (never the global RNG, so
+previews do not change the run), one column per class for conditional models. The pipeline folder: a stock
+`DDPMPipeline` for unconditional runs (`DDPMPipeline.from_pretrained(folder)` after `import hf_sprites`), a
+`SpritePipeline` for runs trained on labels, with `README.md`, `samples.png`, `denoising.gif`.
+
+Everything is written beside its place and renamed into it (`hf_sprites.atomic`), so an interrupted run never
+leaves a half-written checkpoint, pipeline or file; old checkpoints are removed only after the new one exists.
+`check_outputs` checks the output folder, the checkpoint to resume and the Hub repo and token before any work.
 
 Example:
-    >>> from hf_sprites.training.output import pipeline_class
-    >>> pipeline_class(conditional=False).__name__
-    'DDPMPipeline'
+    >>> import tempfile, pathlib
+    >>> from hf_sprites.training.output import find_checkpoint
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> for step in (5, 40, 10):
+    ...     (root / f"checkpoint-{step}").mkdir()
+    >>> find_checkpoint(root, "latest").name
+    'checkpoint-40'
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
+import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+import torch
 from diffusers import DDPMPipeline
 
-from hf_sprites import SpritePipeline
+from hf_sprites.atomic import atomic_write_text, make_staging_dir, move_into_place
 from hf_sprites.hub.card import write_model_card
-from hf_sprites.hub.push import push_folder
+from hf_sprites.hub.push import check_repo_id, push_folder, resolve_token
+from hf_sprites.pipelines import SpritePipeline
+from hf_sprites.viz import denoising_gif, image_grid, save_atomic
+
+from .config import TrainConfigError
 
 logger = logging.getLogger(__name__)
 
-PIPELINE_ENTRIES = ("unet", "scheduler")
+STATE_FILE = "training_state.pt"
 INDEX_FILE = "model_index.json"
+PIPELINE_ENTRIES = ("unet", "scheduler")
+_CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
+
+
+# --- checkpoints ---------------------------------------------------------------------------------------------------
+
+
+def list_checkpoints(output_dir) -> list[Path]:
+    """Finished checkpoints in `output_dir`, oldest (lowest step) first."""
+    root = Path(output_dir)
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in root.iterdir() if p.is_dir() and (m := _CHECKPOINT_NAME.match(p.name))]
+    return [path for _, path in sorted(found)]
+
+
+def find_checkpoint(output_dir, spec: Optional[str]) -> Optional[Path]:
+    """Resolve `--resume_from_checkpoint`: "latest" (None when there is none yet) or a folder path."""
+    if not spec:
+        return None
+    if spec == "latest":
+        found = list_checkpoints(output_dir)
+        return found[-1] if found else None
+    return Path(spec)
+
+
+def is_checkpoint(path) -> bool:
+    """Whether `path` is a complete checkpoint folder written by `save_checkpoint`."""
+    return (Path(path) / STATE_FILE).is_file()
+
+
+def save_checkpoint(accelerator, output_dir, *, step: int, training_state: dict, total_limit: Optional[int] = None):
+    """Write checkpoint-`step` from every process (call it on all of them); returns its path."""
+    final = Path(output_dir) / f"checkpoint-{step}"
+    staging = final.with_name(f".{final.name}.tmp")  # one name every process knows
+    if accelerator.is_main_process and staging.exists():
+        shutil.rmtree(staging)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(staging))
+    accelerator.wait_for_everyone()  # every process has written its RNG state before the folder is renamed
+    if accelerator.is_main_process:
+        torch.save(training_state, staging / STATE_FILE)
+        move_into_place(staging, final)
+        for old in list_checkpoints(output_dir)[:-total_limit] if total_limit else []:
+            shutil.rmtree(old)
+            logger.info("Removed old checkpoint %s (checkpoints_total_limit=%d)", old, total_limit)
+        logger.info("Saved checkpoint %s", final)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def load_checkpoint(accelerator, path) -> dict:
+    """Restore model, optimizer, LR scheduler and RNG through accelerate; return `training_state` (CPU tensors)."""
+    accelerator.load_state(str(path))
+    return torch.load(Path(path) / STATE_FILE, map_location="cpu", weights_only=True)
+
+
+# --- previews ------------------------------------------------------------------------------------------------------
+
+
+def preview_conditioning(count: int, num_classes: Optional[int], label_kind: Optional[str]) -> tuple[dict, Optional[int]]:
+    """Pipeline keyword arguments asking for every class in turn, and the grid width (one column per class).
+
+    >>> preview_conditioning(6, num_classes=3, label_kind="int")
+    ({'class_labels': [0, 1, 2, 0, 1, 2]}, 3)
+    """
+    if not num_classes:
+        return {"batch_size": count}, None
+    count = max(num_classes, count - count % num_classes)
+    classes = [i % num_classes for i in range(count)]
+    if label_kind == "multi_hot":
+        return {"context": torch.eye(num_classes)[classes].tolist()}, num_classes
+    return {"class_labels": classes}, num_classes
+
+
+@contextlib.contextmanager
+def ema_weights(model, ema):
+    """Temporarily load the EMA weights into `model` (no-op without EMA)."""
+    if ema is None:
+        yield model
+        return
+    ema.store(model.parameters())
+    ema.copy_to(model.parameters())
+    try:
+        yield model
+    finally:
+        ema.restore(model.parameters())
+
+
+@contextlib.contextmanager
+def eval_mode(model):
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+class Previewer:
+    """Sample grids of the model being trained: `samples/step-<N>[-ema].png` (also sent to tensorboard) and the
+    final `samples.png` + `denoising.gif`."""
+
+    def __init__(self, cfg, scheduler, *, num_classes: Optional[int] = None, label_kind: Optional[str] = None):
+        self.cfg, self.scheduler, self.seed = cfg, scheduler, cfg.seed or 0
+        self.conditioning, self.nrow = preview_conditioning(cfg.eval_batch_size, num_classes, label_kind)
+        if num_classes and cfg.guidance_scale != 1.0:
+            self.conditioning["guidance_scale"] = cfg.guidance_scale
+
+    def grid(self, unet, intermediates: bool = False):
+        """One grid of samples (and the intermediate frames when asked), from `SpritePipeline` with a fixed seed."""
+        pipe = SpritePipeline(unet=unet, scheduler=type(self.scheduler).from_config(self.scheduler.config))
+        pipe.set_progress_bar_config(disable=True)
+        with eval_mode(unet):
+            out = pipe(**self.conditioning, num_inference_steps=self.cfg.ddpm_num_inference_steps,
+                       generator=torch.Generator(device=unet.device).manual_seed(self.seed),
+                       return_intermediates=intermediates)
+        return image_grid(out.images, nrow=self.nrow, scale=max(1, 64 // unet.config.sample_size)), out.intermediates
+
+    def write(self, accelerator, unet, *, ema, step: int) -> list[Path]:
+        """Grids from the raw weights and (with EMA) the EMA weights; main process only."""
+        written = []
+        for suffix, weights in [("", None)] + ([("-ema", ema)] if ema is not None else []):
+            with ema_weights(unet, weights):
+                grid, _ = self.grid(unet)
+            written.append(save_atomic(grid, Path(self.cfg.output_dir) / "samples" / f"step-{step:06d}{suffix}.png"))
+            log_image(accelerator, grid, tag=f"samples{suffix or '-raw'}", step=step)
+        return written
+
+    def final(self, unet) -> tuple[Path, Optional[Path]]:
+        """The final grid (`samples.png`) and, with --save_gif, the denoising animation (`denoising.gif`)."""
+        folder = Path(self.cfg.output_dir)
+        grid, frames = self.grid(unet, intermediates=self.cfg.save_gif)
+        gif = denoising_gif(frames, folder / "denoising.gif", nrow=self.nrow) if self.cfg.save_gif else None
+        return save_atomic(grid, folder / "samples.png"), gif
+
+
+def log_image(accelerator, image, *, tag: str, step: int) -> None:
+    """Send an image to the tensorboard tracker, if one is active."""
+    for tracker in accelerator.trackers:
+        if tracker.name == "tensorboard":
+            tracker.writer.add_image(tag, np.asarray(image.convert("RGB")), step, dataformats="HWC")
+
+
+# --- the pipeline folder, its card, the push ------------------------------------------------------------------------
 
 
 def pipeline_class(conditional: bool):
+    """`SpritePipeline` for runs trained on labels, else diffusers' `DDPMPipeline`.
+
+    >>> pipeline_class(conditional=False).__name__
+    'DDPMPipeline'
+    """
     return SpritePipeline if conditional else DDPMPipeline
 
 
-def _replace_entry(source: Path, target: Path) -> None:
-    """Move `source` over `target` (a file or a folder), leaving `target` complete at every moment a reader looks."""
-    if source.is_dir() and target.exists():
-        trash = target.with_name(f".{target.name}.old")
-        shutil.rmtree(trash, ignore_errors=True)
-        os.replace(target, trash)
-        os.replace(source, target)
-        shutil.rmtree(trash)
-    else:
-        os.replace(source, target)
-
-
-def save_pipeline(unet, scheduler, output_dir, conditional: bool) -> Path:
-    """Save `unet` + `scheduler` as a pipeline folder in `output_dir` (atomically, see the module docstring)."""
+def save_pipeline(unet, scheduler, output_dir, *, conditional: bool) -> Path:
+    """Save `unet` + `scheduler` as a pipeline folder in `output_dir`: each entry is written aside and renamed into
+    place, `model_index.json` last, so the folder never holds a half-written pipeline."""
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    pipe = pipeline_class(conditional)(unet=unet, scheduler=scheduler)
-    tmp = Path(tempfile.mkdtemp(dir=output_dir, prefix=".pipeline-"))
+    staging = make_staging_dir(output_dir / "pipeline")
     try:
-        pipe.save_pretrained(tmp, safe_serialization=True)
+        pipeline_class(conditional)(unet=unet, scheduler=scheduler).save_pretrained(staging, safe_serialization=True)
         for name in PIPELINE_ENTRIES:
-            _replace_entry(tmp / name, output_dir / name)
-        os.replace(tmp / INDEX_FILE, output_dir / INDEX_FILE)
+            move_into_place(staging / name, output_dir / name)
+        os.replace(staging / INDEX_FILE, output_dir / INDEX_FILE)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
     return output_dir
 
 
-def write_card(cfg, output_dir, source, sample_image: Optional[Path]) -> Optional[Path]:
-    """The model card (README.md) through `hf_sprites.hub.card.write_model_card`, without secrets."""
-    return write_model_card(
-        output_dir,
-        repo_id=cfg.hub_model_id,
-        dataset_name=cfg.dataset_name or cfg.train_data_dir or "scikit-learn digits (embedded)",
-        hyperparameters=card_hyperparameters(cfg),
-        sample_image=None if sample_image is None else Path(sample_image).resolve(),
-        conditional=cfg.conditional,
-        class_names=source.class_names if cfg.conditional else None,
-        extra_tags=("hf-sprites-train", cfg.model),
-    )
+def write_trainer_state(output_dir, *, global_step: int, history: list) -> Path:
+    """`trainer_state.json`: the final step and the logged (step, loss, images/s) rows."""
+    rows = [dict(zip(("step", "loss", "img_per_s"), row)) for row in history]
+    return atomic_write_text(Path(output_dir) / "trainer_state.json",
+                             json.dumps({"global_step": global_step, "log_history": rows}, indent=1))
 
 
 BOOKKEEPING = ("output_dir", "overwrite_output_dir", "cache_dir", "logging_dir", "resume_from_checkpoint", "push_to_hub",
@@ -101,7 +249,49 @@ def card_hyperparameters(cfg) -> dict:
     return {k: v for k, v in cfg.public_dict().items() if k not in hidden and v is not None}
 
 
-def push(cfg, output_dir, repo_id: str, token: Optional[str]) -> None:
-    """Upload the folder with `hf_sprites.hub.push.push_folder` (call on the main process only)."""
-    push_folder(output_dir, repo_id, token=token, private=cfg.hub_private_repo,
+def write_card(cfg, source, *, sample_image: Optional[Path]) -> Optional[Path]:
+    """The model card (README.md) through `hf_sprites.hub.card.write_model_card`, without secrets."""
+    return write_model_card(
+        cfg.output_dir,
+        repo_id=cfg.hub_model_id,
+        dataset_name=cfg.dataset_name or cfg.train_data_dir or "scikit-learn digits (embedded)",
+        hyperparameters=card_hyperparameters(cfg),
+        sample_image=None if sample_image is None else Path(sample_image).resolve(),
+        conditional=cfg.conditional,
+        class_names=source.class_names if cfg.conditional else None,
+        extra_tags=("hf-sprites-train", cfg.model),
+    )
+
+
+def hub_repo_id(cfg) -> str:
+    """The repository to push to: --hub_model_id, or the output folder's name (as diffusers does)."""
+    return cfg.hub_model_id or Path(cfg.output_dir).resolve().name
+
+
+def push(cfg, token: Optional[str]) -> None:
+    """Upload the output folder with `hf_sprites.hub.push.push_folder` (call on the main process only)."""
+    push_folder(cfg.output_dir, hub_repo_id(cfg), token=token, private=cfg.hub_private_repo,
                 commit_message="Upload pipeline trained with hf_sprites")
+
+
+# --- before any work: where the run will write -----------------------------------------------------------------------
+
+
+def check_outputs(cfg) -> Optional[str]:
+    """The output folder, the checkpoint to resume and (with --push_to_hub) the Hub repo id and token, checked before
+    any work; raises `TrainConfigError`. Returns the Hub token when pushing, else None."""
+    out = Path(cfg.output_dir)
+    if out.exists() and not out.is_dir():
+        raise TrainConfigError(f"--output_dir {out} is a file; pass a folder path")
+    if out.is_dir() and any(out.iterdir()) and not (cfg.overwrite_output_dir or cfg.resume_from_checkpoint):
+        raise TrainConfigError(f"--output_dir {out} is not empty; pass --overwrite_output_dir to train into it anyway, "
+                               "--resume_from_checkpoint latest to continue its run, or choose another folder")
+    spec = cfg.resume_from_checkpoint
+    if spec and spec != "latest" and not is_checkpoint(spec):
+        found = [p.name for p in list_checkpoints(out)]
+        raise TrainConfigError(f"--resume_from_checkpoint {spec} is not a checkpoint folder (no {STATE_FILE}); pass "
+                               f"'latest' or one of the checkpoint-N folders{f' in {out}: {found}' if found else ''}")
+    if not cfg.push_to_hub:
+        return None
+    check_repo_id(hub_repo_id(cfg))
+    return resolve_token(cfg.hub_token)

@@ -1,6 +1,6 @@
 """The per-batch training step: noise, timesteps, forward pass with (dropped) labels, loss, update.
 
-`examples/train.py` runs exactly `DiffusionLoss` + `train_batch`; benchmarks time the same two.
+`loop.py` runs exactly `DiffusionLoss` + `train_batch`; benchmarks time the same two.
 
 Example:
     >>> import torch
@@ -16,32 +16,26 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
+from accelerate.utils import extract_model_from_parallel
 
 LOSSES = {"l2": F.mse_loss, "l1": F.l1_loss, "huber": F.huber_loss}
 
 
 def drop_context(context: torch.Tensor, drop_prob: float) -> torch.Tensor:
     """The course's context dropout: each sample keeps its context vector with probability
-    `1 - drop_prob` and gets the zero (null) context otherwise."""
+    `1 - drop_prob` and gets the zero (null) context otherwise (on the device, no host sync)."""
     if drop_prob <= 0:
         return context
     keep = torch.rand(context.shape[0], 1, device=context.device) >= drop_prob
     return context * keep.to(context.dtype)
 
 
-def labels_to_context(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Integer class labels (B,) become one-hot float vectors (B, num_classes); float vectors pass through."""
-    if labels.is_floating_point():
-        return labels
-    return F.one_hot(labels, num_classes).float()
-
-
-def diffusion_target(scheduler, clean: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+def diffusion_target(scheduler, *, clean: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
     """What the model learns to predict, chosen by `scheduler.config.prediction_type`."""
     kind = scheduler.config.prediction_type
     if kind == "epsilon":
@@ -67,44 +61,55 @@ class DiffusionLoss:
     Args:
         scheduler: the noise scheduler (`add_noise`, `config.num_train_timesteps`, `config.prediction_type`).
         loss_type: "l2", "l1" or "huber".
-        label_mode: how labels reach the model: None (ignored), "class_labels" (int labels, e.g. UNet2DModel
-            with `num_class_embeds`) or "context" (one-hot / multi-hot float vectors, ContextUnet).
-        num_classes: width of the one-hot context for integer labels.
+        label_mode: how labels reach the model (`hf_sprites.training.config.label_mode`): None (ignored),
+            "class_labels" (int labels, e.g. UNet2DModel with `num_class_embeds`) or "context" (the model's own
+            `context_vector` of int labels or float vectors, ContextUnet).
         cond_drop_prob: probability of training a sample with the null context (classifier-free guidance).
-        data_scale: maps data from [-1, 1] to the scheduler's range: "-1..1" (identity) or "0..1".
+        data_range: the scheduler's data range (its `config.data_range`): "-1..1" (images as loaded) or "0..1".
     """
 
     scheduler: object
+    _: KW_ONLY
     loss_type: str = "l2"
     label_mode: Optional[str] = None
-    num_classes: Optional[int] = None
     cond_drop_prob: float = 0.0
-    data_scale: str = "-1..1"
+    data_range: str = "-1..1"
+    _unwrapped: tuple = field(default=(None, None), init=False, repr=False, compare=False)
 
     def __post_init__(self):
         self._loss = LOSSES[self.loss_type]
         self._num_steps = self.scheduler.config.num_train_timesteps
 
-    def model_kwargs(self, labels: Optional[torch.Tensor]) -> dict:
+    def _inner_model(self, model):
+        """`model` without accelerate's DDP / compile wrappers (looked up once per model)."""
+        if self._unwrapped[0] is not model:
+            self._unwrapped = (model, extract_model_from_parallel(model))
+        return self._unwrapped[1]
+
+    def model_kwargs(self, model, labels: Optional[torch.Tensor], clean: torch.Tensor) -> dict:
         """Keyword arguments that carry the (dropped-out) labels into the model."""
         if self.label_mode is None or labels is None:
             return {}
-        if self.label_mode == "context":
-            context = labels_to_context(labels, self.num_classes)
-            return {"context": drop_context(context, self.cond_drop_prob)}
-        return {"class_labels": labels}
+        if self.label_mode == "class_labels":
+            return {"class_labels": labels}
+        as_vectors = labels.is_floating_point()
+        context = self._inner_model(model).context_vector(
+            class_labels=None if as_vectors else labels, context=labels if as_vectors else None,
+            batch_size=clean.shape[0], device=clean.device, dtype=clean.dtype,
+        )
+        return {"context": drop_context(context, self.cond_drop_prob)}
 
     def __call__(self, model, images: torch.Tensor, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
-        clean = (images + 1) / 2 if self.data_scale == "0..1" else images
+        clean = (images + 1) / 2 if self.data_range == "0..1" else images
         noise = sample_noise(self.scheduler, clean)
         timesteps = torch.randint(0, self._num_steps, (clean.shape[0],), device=clean.device)
         noisy = self.scheduler.add_noise(clean, noise, timesteps)
-        prediction = model(noisy, timesteps, **self.model_kwargs(labels), return_dict=False)[0]
-        target = diffusion_target(self.scheduler, clean, noise, timesteps)
+        prediction = model(noisy, timesteps, **self.model_kwargs(model, labels, clean), return_dict=False)[0]
+        target = diffusion_target(self.scheduler, clean=clean, noise=noise, timesteps=timesteps)
         return self._loss(prediction.float(), target.float())
 
 
-def train_batch(accelerator, model, loss_fn, optimizer, lr_scheduler, images, labels=None, max_grad_norm=None):
+def train_batch(accelerator, model, images, *, labels=None, loss_fn, optimizer, lr_scheduler, max_grad_norm=None):
     """One optimisation step as the training loop runs it (inside `accelerator.accumulate`).
 
     Returns the detached loss tensor (no host sync: call `.item()` only when logging).
