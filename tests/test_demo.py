@@ -164,6 +164,8 @@ def test_an_over_limit_request_gets_a_message_instead_of_running(folders, client
     just_over = MAX_IMAGE_STEPS // 500 + 1
     with pytest.raises(AppError, match=rf"{just_over} images x 500 steps .* Lower the batch size or the steps"):
         client.predict(1, 0, 0, 1, "DDPM", 500, 0, just_over, api_name="/generate")
+    with pytest.raises(AppError, match="Steps, seed and batch size must be whole numbers; fill in each of them"):
+        client.predict(1, 0, 0, 1, "DDIM", 5, None, 2, api_name="/generate")  # the seed box left empty
 
 
 def test_sampling_reports_progress(folders, client_for):

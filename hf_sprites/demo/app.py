@@ -17,6 +17,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import os
 import tempfile
 import time
 import uuid
@@ -259,8 +260,8 @@ class SpriteDemo:
                 controls["sampler"].change(self.default_steps, controls["sampler"], steps, api_name="sampler_steps")
             if "mixture" in controls:
                 picker.change(self.one_hot, picker, controls["mixture"], api_name="pick_class")
-            names = [name for name, control in controls.items() for _ in (control if isinstance(control, list) else [control])]
-            flat = [c for control in controls.values() for c in (control if isinstance(control, list) else [control])]
+            pairs = [(name, c) for name, control in controls.items() for c in (control if isinstance(control, list) else [control])]
+            names, inputs = [name for name, _ in pairs], [component for _, component in pairs]
 
             def generate(*values_then_progress):  # Gradio passes the controls, then the Progress that follows tqdm
                 try:
@@ -270,7 +271,7 @@ class SpriteDemo:
                 return result.grid, result.gif_path, result.summary
 
             generate.__signature__ = api_signature(names, gr.Progress(track_tqdm=True))
-            button.click(generate, flat, [grid, gif, summary], api_name="generate", concurrency_limit=1)
+            button.click(generate, inputs, [grid, gif, summary], api_name="generate", concurrency_limit=1)
         return page
 
     def _condition_controls(self, gr) -> tuple:
@@ -297,8 +298,10 @@ class SpriteDemo:
                 fields.setdefault("mixture", []).append(float(value))
             else:
                 fields[name] = value
-        for name in ("steps", "seed", "batch_size"):
-            fields[name] = int(fields[name])
+        try:
+            fields.update({name: int(fields[name]) for name in ("steps", "seed", "batch_size")})
+        except (TypeError, ValueError):
+            raise ValueError("Steps, seed and batch size must be whole numbers; fill in each of them.") from None
         return Request(**fields)
 
     def launch(self, server_name: str | None = None, server_port: int | None = None, **kwargs):
@@ -318,4 +321,4 @@ def api_signature(names: list[str], progress) -> inspect.Signature:
 if __name__ == "__main__":  # a Space (or `python app.py`) in a pushed repo
     here = Path(__file__).resolve().parent
     pipeline, saved_conditional = load_space_pipeline(here)
-    SpriteDemo(pipeline, saved_conditional, read_class_names(here), title=here.name).launch()
+    SpriteDemo(pipeline, saved_conditional, read_class_names(here), title=os.environ.get("SPACE_ID", here.name)).launch()
