@@ -1,5 +1,5 @@
 # Copyright 2026 The hf_sprites authors. Licensed under the Apache License, Version 2.0.
-"""`hf-sprites`: the command-line front door (train, sample, evaluate, push, convert-course-checkpoint).
+"""`hf-sprites`: the command-line front door (train, sample, evaluate, push, demo, convert-course-checkpoint).
 
 Each subcommand's work is imported only when it runs, so `hf-sprites --help` stays quick. Bad input ends with one
 line on stderr and exit status 1 (2 for unusable flags, as argparse does); set `HF_SPRITES_DEBUG=1` for a traceback.
@@ -18,6 +18,7 @@ EXAMPLES = {
     "--seed 0 --scale 4 --output samples.png",
     "evaluate": "hf-sprites evaluate outputs/sprites --train_data_dir ../shared/data/crawl-sprites --num_samples 256",
     "push": "hf-sprites push outputs/sprites your-name/sprites-ddpm --private",
+    "demo": "hf-sprites demo outputs/default --port 7860",
     "convert-course-checkpoint": "hf-sprites convert-course-checkpoint context_model_trained.pth course-sprites --context",
 }
 DELEGATED = ("train", "evaluate")  # these parse their own flags (see `hf-sprites train --help`)
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     _parser("evaluate", sub, "FID/KID and class accuracy of a pipeline (see `hf-sprites evaluate --help`).")
     _add_sample(_parser("sample", sub, "Sample a grid (.png) or a denoising GIF (.gif) from a pipeline folder or repo."))
     _add_push(_parser("push", sub, "Upload a pipeline folder to the Hub in a layout that loads without hf_sprites."))
+    _add_demo(_parser("demo", sub, "Serve a Gradio app that samples a pipeline folder or repo (needs the demo extra)."))
     _add_convert(
         _parser("convert-course-checkpoint", sub, "Turn the DeepLearning.AI course's model_trained.pth or "
                 "context_model_trained.pth into a pipeline folder with the course's schedule.")
@@ -81,6 +83,15 @@ def _add_push(p: argparse.ArgumentParser) -> None:
     p.add_argument("--private", action="store_true", help="create the repo as private")
     p.add_argument("--revision", help="branch to push to (created when missing)")
     p.add_argument("--commit_message", help="commit message (default: 'Upload <pipeline> with hf_sprites')")
+    p.add_argument("--with_demo", action="store_true", help="also upload app.py + requirements.txt so the repo runs as a "
+                   "Gradio Space (needs the demo extra)")  # fmt: skip
+
+
+def _add_demo(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="pipeline folder or Hub repo id (user/model)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=7860, help="port to listen on (default: 7860)")
+    p.add_argument("--revision", help="branch, tag or commit of a Hub repo")
 
 
 def _add_convert(p: argparse.ArgumentParser) -> None:
@@ -135,9 +146,16 @@ def run_push(args: argparse.Namespace) -> str:
 
     commit = push_folder(
         args.folder, args.repo_id, token=args.token, private=args.private, revision=args.revision,
-        commit_message=args.commit_message,
+        commit_message=args.commit_message, with_demo=args.with_demo,
     )  # fmt: skip
     return getattr(commit, "commit_url", None) or f"https://huggingface.co/{args.repo_id}"
+
+
+def run_demo(args: argparse.Namespace) -> str:
+    from hf_sprites.demo.serve import serve
+
+    serve(args.model, host=args.host, port=args.port, revision=args.revision)
+    return "demo stopped"
 
 
 def run_convert(args: argparse.Namespace) -> Path:
@@ -158,7 +176,7 @@ def run_delegated(command: str, argv: list[str]) -> None:
         evaluate_main(argv)
 
 
-RUNNERS = {"sample": run_sample, "push": run_push, "convert-course-checkpoint": run_convert}
+RUNNERS = {"sample": run_sample, "push": run_push, "demo": run_demo, "convert-course-checkpoint": run_convert}
 
 
 def main(argv: list[str] | None = None) -> int:

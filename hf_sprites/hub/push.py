@@ -97,6 +97,7 @@ def push_folder(
     commit_message: str | None = None,
     api: HfApi | None = None,
     ignore: Iterable[str] = DEFAULT_IGNORE,
+    with_demo: bool = False,
 ) -> Any:
     """Upload a pipeline folder to the Hub model repo `repo_id` and return the commit info.
 
@@ -114,6 +115,8 @@ def push_folder(
         commit_message: Defaults to "Upload <pipeline class> with hf_sprites".
         api: An `HfApi` to use instead of `HfApi(token=token)`.
         ignore: Glob patterns of files and folders that are not uploaded.
+        with_demo: Also upload the demo app (`app.py`, `requirements.txt`, Space settings in the card) so the repo
+            runs as a Gradio Space; see `hf_sprites.demo.space`. Needs Gradio installed.
 
     Example:
 
@@ -130,12 +133,18 @@ def push_folder(
     message = commit_message or f"Upload {pipeline_name} with hf_sprites"
     with tempfile.TemporaryDirectory(prefix="hf_sprites_push_") as tmp:
         staging = stage_folder(folder, Path(tmp) / "upload", repo_id, ignore)
+        if with_demo:
+            from ..demo.space import write_space_files  # local import: the demo is optional
+
+            write_space_files(staging)
         assert_no_secret(staging, token)
         logger.info("Pushing %s to %s (revision %s, private=%s).", folder, repo_id, revision or "main", private)
         created = api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
         full_id = getattr(created, "repo_id", None) or repo_id  # "name" becomes "namespace/name"
         if full_id != repo_id:
             refresh_model_card(staging, repo_id=full_id)
+            if with_demo:
+                write_space_files(staging)  # the card was rendered again: add the Space settings back
         if revision and revision != "main":
             api.create_branch(repo_id, branch=revision, repo_type="model", exist_ok=True)
         return api.upload_folder(
