@@ -12,7 +12,9 @@ What it reproduces (from the description in shared/reference/README.md; written 
   square root on the noise term (the standard forward process, which hf_sprites trains with, is
   sqrt(1 - abar_t) eps); `standard_noise=True` switches to the standard form;
 - Adam lr 1e-3, decayed linearly per epoch: lr = 1e-3 (1 - epoch / num_epochs); MSE on the noise;
-- fp32, no compilation, `.to(device)` per batch, `zero_grad()` as in the notebook.
+- fp32, no compilation, `.to(device)` per batch, `zero_grad()` as in the notebook;
+- with `labels` (lab 3): each sprite's class as a one-hot context vector, replaced by the zero context with
+  probability 0.1 (the lab's context mask), passed to the model's `context` input.
 
 Example:
     >>> import numpy as np
@@ -79,6 +81,7 @@ class CourseLoop:
         num_workers: DataLoader workers (course 1).
         timesteps: course 500. device: where the model trains. seed: init and shuffling.
         standard_noise: use sqrt(1 - abar) on the noise (False = as the course writes it).
+        labels: integer class per sprite (lab 3: trains with context); None trains without (lab 2).
     """
 
     def __init__(
@@ -94,6 +97,7 @@ class CourseLoop:
         device="cpu",
         seed: int = 0,
         standard_noise: bool = False,
+        labels: np.ndarray | None = None,
     ):
         from hf_sprites import ContextUnet
 
@@ -101,13 +105,14 @@ class CourseLoop:
         self.device = torch.device(device)
         self.timesteps, self.lr, self.num_epochs = timesteps, lr, num_epochs
         self.standard_noise = standard_noise
+        self.context_classes = n_cfeat if labels is not None else None
         height = sprites.shape[1]
         self.model = ContextUnet(
             sample_size=height, in_channels=sprites.shape[-1], out_channels=sprites.shape[-1],
             n_feat=n_feat, n_cfeat=n_cfeat, num_train_timesteps=timesteps,
         ).to(self.device)
         self.dataloader = DataLoader(
-            SpriteArrayDataset(sprites), batch_size=batch_size, shuffle=True, num_workers=num_workers
+            SpriteArrayDataset(sprites, labels), batch_size=batch_size, shuffle=True, num_workers=num_workers
         )
         self.optim = torch.optim.Adam(self.model.parameters(), lr=lr)
         self.b_t, self.a_t, self.ab_t = course_schedule(timesteps, device=self.device)
@@ -115,8 +120,8 @@ class CourseLoop:
         self._batches = None
         self.steps_into_epoch = 0
 
-    def step(self, x: torch.Tensor) -> torch.Tensor:
-        """One course training step on a batch of clean images."""
+    def step(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """One course training step on a batch of clean images (and, in lab 3, their class labels)."""
         self.optim.zero_grad()
         x = x.to(self.device)
         noise = torch.randn_like(x)
@@ -124,7 +129,11 @@ class CourseLoop:
         x_pert = perturb(x, t, noise, self.ab_t, self.standard_noise)
         # hf_sprites.ContextUnet maps a scheduler timestep k to the course's time input (k + 1) / T,
         # so passing t - 1 feeds the network exactly the course's t / T.
-        pred_noise = self.model(x_pert, t - 1).sample
+        context = None
+        if self.context_classes is not None:
+            context = F.one_hot(labels.to(self.device), self.context_classes).float()
+            context = context * torch.bernoulli(torch.full((x.shape[0], 1), 0.9, device=self.device))
+        pred_noise = self.model(x_pert, t - 1, context=context).sample
         loss = F.mse_loss(pred_noise, noise)
         loss.backward()
         self.optim.step()
@@ -135,8 +144,8 @@ class CourseLoop:
         """True once all `num_epochs` epochs of the course's schedule have run."""
         return self.epoch >= self.num_epochs
 
-    def next_batch(self) -> torch.Tensor | None:
-        """The next batch of clean images; a new epoch (new shuffle, new worker, lr decay) when one ends;
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The next batch of clean images and their labels; a new epoch (new shuffle, new worker, lr decay) when one ends;
         None when the last epoch has ended."""
         if self.finished:
             return None
@@ -145,7 +154,7 @@ class CourseLoop:
             self._batches = iter(self.dataloader)
             self.steps_into_epoch = 0
         try:
-            batch = next(self._batches)[0]
+            batch = next(self._batches)
         except StopIteration:
             self._batches = None
             self.epoch += 1
@@ -166,10 +175,11 @@ class CourseLoop:
         loss = None
         start = time.perf_counter()
         while not _done(steps, max_steps, time.perf_counter() - start, max_seconds):
-            x = self.next_batch()
-            if x is None:
+            batch = self.next_batch()
+            if batch is None:
                 break
-            loss = self.step(x)
+            x, labels = batch
+            loss = self.step(x, labels)
             steps += 1
             images += x.shape[0]
         _sync(self.device)

@@ -1,153 +1,278 @@
-"""Time to quality: the same wall-clock training budget for (a) the course loop and (c) hf_sprites' fast path,
-then domain-FID/KID of each with the same sampler, seed and sample count.
+"""Time to quality: FID against minutes of training, for three contenders on the same data and evaluation.
 
-(a) `course_loop.CourseLoop` (lab 2 as the course writes it, including its noising without the square
-    root on the noise term; `--course_standard_noise` switches that off to isolate the loop's speed);
-(c) hf_sprites' `train_loop` for the `sprites` preset with the device's chosen speed flags from
-    `train_throughput.py` (`--channels_last`, bf16 mixed precision where the device has native bf16,
-    `--torch_compile` on CUDA).
+(a) course:  the DeepLearning.AI lab-2 loop (`course_loop.CourseLoop`: per-item Dataset + DataLoader, fp32, Adam
+             1e-3 decayed linearly per epoch) with the standard sqrt(1 - abar) noising, its LR decay spread over
+             the epochs that fit the budget (measured from its own first steps); lab 3 (context with dropout 0.1)
+             for `--conditional`;
+(b) package: `--preset sprites` (`sprites_context` for `--conditional`), the faithful port, budget-sized by
+             `--time_budget_minutes` through the real `hf_sprites.training.train`;
+(c) best:    `--preset sprites_fast` (`sprites_context_fast`), the package's quality-per-minute recipe, the same way.
 
-Both follow the preset's recipe (32 epochs, lr decaying linearly per epoch to 0) and stop early when
-it is complete. The budget counts from the first training step (model and data set-up excluded; compilation and
-data loading inside the loop included). Both models are then sampled through `SpritePipeline` with
-the course's schedule and scored by `hf_sprites.evaluation.evaluate` against crawl-sprites' train
-split, with the domain classifier trained on that split's labels.
+Every run's budget counts from the start of its training call (data and model set-up included) to its last
+step; the final save and the evaluation come after. All contenders use the same threads (`--threads`, default: the
+usable cores), model width (ContextUnet n_feat 64), data and seeds, and are scored by
+`hf_sprites.evaluation.evaluate` with the same sampler (DDIM 25), sample count (500), evaluation seed and, for
+`--conditional`, guidance scale and class-balanced labels: FID and KID on the package's domain features against the
+training split, and class accuracy. Contenders run interleaved per (budget, seed) so machine load hits them alike.
 
-Example:
-    python benchmarks/time_to_quality.py --minutes 10 --output_dir outputs/time_to_quality
+Output: the last line is JSON: per contender and budget the mean, std and n of FID / KID (/ class accuracy), and
+the steps and images/s of the runs; `--plot` writes FID against minutes with error bars; `--grids_dir` keeps a
+sample grid of every contender at the largest budget (seed 0) beside a grid of real images of the same size.
+
+Examples:
+    python benchmarks/time_to_quality.py --budgets 2 5 10 20 --seeds 3 --plot docs/images/time_to_quality.png
+    python benchmarks/time_to_quality.py --data ../shared/data/fashion-mnist --budgets 10
+    python benchmarks/time_to_quality.py --quick
 """
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from common import DEFAULT_DATA, base_parser, check_data_dir, emit, runtime_info, setup, synchronize, to_uint8_hwc
-from train_throughput import CourseVariant, PackageVariant, fast_flags, fast_settings, package_config, source_tensors
+import torch
+
+from common import DEFAULT_DATA, base_parser, check_data_dir, emit, runtime_info, setup, to_uint8_hwc
+from course_loop import CourseLoop
+from train_throughput import reset_accelerate_state
+
+CONTENDERS = ("course", "package", "best")
+PRESETS = {False: {"package": "sprites", "best": "sprites_fast"},
+           True: {"package": "sprites_context", "best": "sprites_context_fast"}}
+# the course loop measures its step time over these steps before it sizes its LR decay to the budget
+COURSE_PROBE_STEPS = 5
 
 
-def train_fast(variant: PackageVariant, budget_s: float) -> dict:
-    """Advance the package run in chunks sized from the measured step time until the budget is spent
-    or the preset's schedule (its planned number of steps) is complete."""
+# --- data -------------------------------------------------------------------------------------------------------
+
+
+def data_geometry(data: str) -> dict:
+    """Resolution and channels the contenders train at: crawl-sprites 16 px RGB (the course), others native grey."""
+    from hf_sprites.data import load_images
+
+    if data == "embedded":
+        return {"resolution": 8, "in_channels": 1}
+    source = load_images(train_data_dir=data)
+    if source.pixels is not None:  # IDX / .npy arrays: their own size
+        grey = source.pixels.ndim == 3 or source.pixels.shape[-1] == 1
+        size = source.pixels.shape[1]
+        return {"resolution": size - size % 4, "in_channels": 1 if grey else 3}
+    return {"resolution": 16, "in_channels": 3}
+
+
+def data_flags(data: str, geometry: dict) -> list[str]:
+    flags = ["--resolution", str(geometry["resolution"]), "--in_channels", str(geometry["in_channels"])]
+    return flags + ([] if data == "embedded" else ["--train_data_dir", data])
+
+
+def training_arrays(cfg):
+    """The training images as the package preprocesses them (uint8 NHWC) and their integer labels, for the course loop."""
+    from hf_sprites.data import load_images, make_transform, to_tensors
+
+    source = load_images(dataset_name=cfg.dataset_name, train_data_dir=cfg.train_data_dir)
+    images, labels = to_tensors(source, make_transform(cfg, cfg.in_channels))
+    if labels is not None and labels.is_floating_point():
+        labels = labels.argmax(dim=1)
+    return to_uint8_hwc(images), (labels.numpy() if labels is not None else None), source.num_classes
+
+
+# --- the contenders ---------------------------------------------------------------------------------------------
+
+
+def train_course(args, base_cfg, budget_s: float, seed: int, arrays) -> tuple[torch.nn.Module, dict]:
+    """(a): measure the first steps, size the per-epoch LR decay to the epochs that fit, train until the budget."""
     start = time.perf_counter()
-    steps, step_s = 0, None
-    while steps < variant.planned_steps:
-        remaining = budget_s - (time.perf_counter() - start)
-        if remaining <= 0 or (step_s is not None and remaining < 0.5 * step_s):
-            break
-        chunk = 1 if step_s is None else max(1, int(0.5 * remaining / step_s))
-        chunk = min(chunk, variant.planned_steps - steps)
-        chunk_start = time.perf_counter()
-        variant.advance(chunk)
-        synchronize(variant.device)
-        step_s = (time.perf_counter() - chunk_start) / chunk
-        steps += chunk
-    batches = variant.run.batches
-    epochs = batches.epoch + batches.position / len(batches)
-    return _train_stats(steps, steps * variant.cfg.train_batch_size, time.perf_counter() - start, epochs,
-                        steps >= variant.planned_steps)
+    sprites, labels, num_classes = arrays
+    loop = CourseLoop(sprites, n_feat=args.n_feat, n_cfeat=num_classes if args.conditional else 5, seed=seed,
+                      batch_size=args.batch_size, num_workers=args.course_workers, standard_noise=True,
+                      labels=labels if args.conditional else None)
+    probe = loop.train(max_steps=COURSE_PROBE_STEPS)
+    step_s = probe["seconds"] / max(1, probe["steps"])
+    remaining = budget_s - (time.perf_counter() - start)
+    loop.num_epochs = max(1, int(remaining / (step_s * len(loop.dataloader))))
+    stats = loop.train(max_seconds=max(0.0, budget_s - (time.perf_counter() - start)))
+    seconds = time.perf_counter() - start
+    steps, images = probe["steps"] + stats["steps"], probe["images"] + stats["images"]
+    return loop.model, {"steps": steps, "img_per_s": images / seconds, "seconds": seconds,
+                        "epochs_planned": loop.num_epochs, "finished_plan": loop.finished}
 
 
-def train_course(variant: CourseVariant, budget_s: float) -> dict:
-    loop = variant.loop
-    stats = loop.train(max_seconds=budget_s)
-    epochs = loop.epoch + (loop.steps_into_epoch / len(loop.dataloader) if not loop.finished else 0)
-    return _train_stats(stats["steps"], stats["images"], stats["seconds"], epochs, loop.finished)
+def train_package(args, preset: str, budget_s: float, seed: int, workdir: Path, extra: list[str]):
+    """(b) / (c): the real training entry with a time budget; returns the trained unet (EMA weights when the preset
+    keeps an EMA) and the run's own record (`trainer_state.json`)."""
+    import json
+
+    from hf_sprites.models import load_unet
+    from hf_sprites.training import main
+
+    out = workdir / f"{preset}-{budget_s:g}-{seed}"
+    reset_accelerate_state()  # each run sets its own precision
+    start = time.perf_counter()
+    main(["--preset", preset, *extra, "--time_budget_minutes", f"{budget_s / 60:.6g}", "--seed", str(seed),
+          "--output_dir", str(out), "--logger", "none", "--checkpointing_steps", "1000000000", "--no-save_gif",
+          "--cpu_threads", str(torch.get_num_threads()), "--n_feat", str(args.n_feat)])
+    state = json.loads((out / "trainer_state.json").read_text())
+    rates = [row["img_per_s"] for row in state["log_history"][1:]] or [0.0]
+    record = {"steps": state["global_step"], "img_per_s": statistics.median(rates),
+              "seconds_with_final_save": time.perf_counter() - start, "planned_steps": state["plan"]["total_steps"],
+              "stopped_by_budget_at": state["stopped_by_budget_at"]}
+    return load_unet(out), record
 
 
-def _train_stats(steps: int, images: int, seconds: float, epochs: float, finished: bool) -> dict:
-    return {"steps": steps, "images": images, "seconds": seconds, "img_per_s": images / seconds,
-            "epochs": round(epochs, 2), "finished_recipe": finished}
+# --- evaluation ---------------------------------------------------------------------------------------------------
 
 
-def save_with_grid(pipe, folder: Path, args) -> None:
-    """The trained pipeline folder plus `samples.png`: 64 samples (same sampler and seed as the evaluation)."""
-    import torch
-
-    from hf_sprites.evaluation import swap_sampler
-    from hf_sprites.training.output import save_pipeline
-    from hf_sprites.viz import image_grid, save_atomic
-
-    save_pipeline(pipe.unet, pipe.scheduler, folder, conditional=False)
-    grid_pipe = type(pipe)(unet=pipe.unet, scheduler=pipe.scheduler)
-    grid_pipe.set_progress_bar_config(disable=True)
-    swap_sampler(grid_pipe, args.sampler)
-    images = grid_pipe(batch_size=64, num_inference_steps=args.num_inference_steps,
-                       generator=torch.Generator().manual_seed(args.seed)).images
-    save_atomic(image_grid(images, nrow=8, scale=4), folder / "samples.png")
-
-
-def score(unet, args, device, name: str, output_dir) -> dict:
-    """Save (optionally) and evaluate one trained unet with the shared sampler settings."""
-    from hf_sprites import ContextUnet, SpritePipeline, SpriteScheduler
-    from hf_sprites.evaluation import ClassifierRecipe, evaluate
+def sprite_pipeline(unet, num_steps: int):
+    from hf_sprites.models import ContextUnet
+    from hf_sprites.pipelines import SpritePipeline
+    from hf_sprites.schedulers import SpriteScheduler
 
     clean = ContextUnet.from_config(unet.config)
     clean.load_state_dict({k: v.float() for k, v in unet.state_dict().items()})
-    clean = clean.to(device).eval()
-    pipe = SpritePipeline(unet=clean, scheduler=SpriteScheduler())
-    if output_dir:
-        save_with_grid(pipe, Path(output_dir) / name, args)
-    return evaluate(
-        pipe, reference=args.data_path, split="train", num_samples=args.num_samples,
-        num_inference_steps=args.num_inference_steps, seed=args.seed, batch_size=args.eval_batch_size,
-        sampler=args.sampler, conditional=False, device=device,
+    return SpritePipeline(unet=clean.eval(), scheduler=SpriteScheduler(num_train_timesteps=num_steps))
+
+
+def score(args, pipe, reference) -> dict:
+    from hf_sprites.evaluation import ClassifierRecipe, evaluate
+
+    result = evaluate(
+        pipe, reference=reference, split="train", num_samples=args.num_samples, num_inference_steps=args.num_inference_steps,
+        seed=args.eval_seed, batch_size=args.eval_batch_size, sampler="ddim", conditional=args.conditional,
+        guidance_scale=args.guidance_scale if args.conditional else 1.0,
         classifier_recipe=ClassifierRecipe(epochs=1, width=8, feature_dim=16) if args.smoke else None,
         max_reference=300 if args.smoke else None, kid_subset_size=min(1000, args.num_samples),
     )
+    scores = {"fid": result["fid"], "kid": result["kid_mean"]}
+    if args.conditional:
+        scores["class_accuracy"] = result["class_accuracy"]["mean"]
+    return scores
 
 
-def build(args, device, workdir: str):
-    from hf_sprites.data import load_images
-    from hf_sprites.data import make_transform
+def save_grid(args, pipe, path: Path, num_classes) -> None:
+    from hf_sprites.evaluation import swap_sampler
+    from hf_sprites.viz import image_grid, save_atomic
 
-    size = ["--n_feat", str(args.n_feat), "--train_batch_size", str(args.batch_size)]
-    speed = fast_flags(*fast_settings(device.type, full_run=False)[0])
-    cfg = package_config(args.data, f"{workdir}/fast", args.seed, size + speed)
-    source = load_images(cfg.dataset_name, None, cfg.train_data_dir, "train")
-    sprites = to_uint8_hwc(source_tensors(source, make_transform(cfg, 3)))
-    course = CourseVariant(sprites, args.n_feat, args.batch_size, device, args.seed, args.course_workers)
-    course.loop.standard_noise = args.course_standard_noise
-    return course, PackageVariant("fast", cfg, source)
+    pipe.set_progress_bar_config(disable=True)
+    swap_sampler(pipe, "ddim")
+    kwargs = {"class_labels": [i % num_classes for i in range(8 * num_classes)], "guidance_scale": args.guidance_scale} \
+        if args.conditional else {"batch_size": 64}
+    images = pipe(**kwargs, num_inference_steps=args.num_inference_steps,
+                  generator=torch.Generator().manual_seed(args.eval_seed)).images
+    save_atomic(image_grid(images, nrow=num_classes if args.conditional else 8, scale=4), path)
+
+
+def save_real_grid(args, arrays, path: Path) -> None:
+    from PIL import Image
+
+    from hf_sprites.viz import image_grid, save_atomic
+
+    sprites, labels, num_classes = arrays
+    if args.conditional:
+        picks = [int((labels == c).nonzero()[0][row]) for row in range(8) for c in range(num_classes)]
+    else:
+        picks = list(range(64))
+    images = [Image.fromarray(sprites[i].squeeze()) for i in picks]
+    save_atomic(image_grid(images, nrow=num_classes if args.conditional else 8, scale=4), path)
+
+
+# --- the curve ----------------------------------------------------------------------------------------------------
+
+
+def summarise(runs: list[dict]) -> dict:
+    """mean / std / n of each score over seeds, and the runs' steps and images/s."""
+    out = {"n_seeds": len(runs), "steps": [r["train"]["steps"] for r in runs],
+           "img_per_s": [round(r["train"]["img_per_s"], 1) for r in runs]}
+    for key in runs[0]["scores"]:
+        values = [r["scores"][key] for r in runs]
+        out[key] = {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                    "values": values}
+    return out
+
+
+def plot(results: dict, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = {"course": "(a) course loop", "package": "(b) package, faithful preset", "best": "(c) package, best recipe"}
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    for name, by_budget in results.items():
+        budgets = sorted(by_budget, key=float)
+        ax.errorbar([float(b) for b in budgets], [by_budget[b]["fid"]["mean"] for b in budgets],
+                    yerr=[by_budget[b]["fid"]["std"] for b in budgets], marker="o", capsize=4, label=labels[name])
+    ax.set_xlabel("training budget (minutes, set-up included)")
+    ax.set_ylabel("FID (domain features, lower is better)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def main(argv=None) -> dict:
-    parser = base_parser(__doc__.splitlines()[0], "python benchmarks/time_to_quality.py --minutes 10")
-    parser.add_argument("--data", default=str(DEFAULT_DATA), help="crawl-sprites folder, or 'embedded' (digits)")
-    parser.add_argument("--minutes", type=float, default=10.0, help="training budget per loop (quick: 0.25)")
-    parser.add_argument("--num_samples", type=int, default=500, help="generated images per model for FID")
-    parser.add_argument("--sampler", default="ddim", choices=["ddpm", "ddim", "dpm"])
-    parser.add_argument("--num_inference_steps", type=int, default=25)
+    parser = base_parser(__doc__.splitlines()[0], "python benchmarks/time_to_quality.py --budgets 10 --seeds 3")
+    parser.add_argument("--data", default=str(DEFAULT_DATA), help="crawl-sprites, a Fashion-MNIST IDX folder, or "
+                        "'embedded' (scikit-learn digits)")
+    parser.add_argument("--budgets", type=float, nargs="+", default=[2, 5, 10, 20], help="minutes per run")
+    parser.add_argument("--seeds", type=int, default=3, help="training seeds per budget (0, 1, ...)")
+    parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=CONTENDERS)
+    parser.add_argument("--conditional", action="store_true", help="labels as context; adds class accuracy")
+    parser.add_argument("--guidance_scale", type=float, default=3.0, help="guidance of conditional evaluation")
+    parser.add_argument("--num_samples", type=int, default=500)
+    parser.add_argument("--num_inference_steps", type=int, default=25, help="DDIM steps of the evaluation")
     parser.add_argument("--eval_batch_size", type=int, default=250)
+    parser.add_argument("--eval_seed", type=int, default=0)
     parser.add_argument("--n_feat", type=int, default=64)
-    parser.add_argument("--batch_size", type=int, default=100)
+    parser.add_argument("--batch_size", type=int, default=100, help="the course loop's batch (the presets' own: 100)")
     parser.add_argument("--course_workers", type=int, default=1)
-    parser.add_argument("--course_standard_noise", action="store_true", help="course loop with sqrt(1-abar) noise")
-    parser.add_argument("--output_dir", default=None, help="save both trained pipelines here (course/, fast/)")
+    parser.add_argument("--plot", default=None, help="write FID against minutes here (PNG)")
+    parser.add_argument("--grids_dir", default=None, help="sample grids at the largest budget, and a real grid")
     args = parser.parse_args(argv)
     if args.quick:
-        args.minutes, args.num_samples, args.num_inference_steps = 0.25, 100, 10
+        args.budgets, args.seeds, args.num_samples, args.num_inference_steps = [0.5], 1, 100, 10
     if args.smoke:
-        args.minutes, args.num_samples, args.num_inference_steps, args.n_feat, args.batch_size = 0.02, 40, 2, 8, 20
-    args.data_path = None if args.data == "embedded" else str(check_data_dir(args.data))
+        args.budgets, args.seeds, args.num_samples, args.num_inference_steps, args.n_feat = [0.25], 2, 40, 2, 8
+        args.batch_size, args.eval_batch_size = 20, 40
+    args.data = "embedded" if args.data == "embedded" else str(check_data_dir(args.data))
     device = setup(args)
-    budget = 60.0 * args.minutes
+    args.geometry = data_geometry(args.data)
+    extra = data_flags(args.data, args.geometry) + (["--train_batch_size", "20", "--eval_batch_size", "10",
+                                                     "--ddpm_num_inference_steps", "2"] if args.smoke else [])
+
+    from hf_sprites.training import parse_train_args
+
+    base_cfg = parse_train_args(["--preset", PRESETS[args.conditional]["package"], *extra])
+    arrays = training_arrays(base_cfg)
+    reference = None if args.data == "embedded" else args.data  # evaluate() reads its train split
+    runs = {name: {b: [] for b in args.budgets} for name in args.contenders}
     with tempfile.TemporaryDirectory() as workdir:
-        course, fast = build(args, device, workdir)
-        course_train = train_course(course, budget)
-        fast_train = train_fast(fast, budget)
-        course_eval = score(course.loop.model, args, device, "course", args.output_dir)
-        fast_eval = score(fast.run.unet, args, device, "fast", args.output_dir)
+        for budget in args.budgets:
+            for seed in range(args.seeds):
+                for name in args.contenders:
+                    if name == "course":
+                        unet, record = train_course(args, base_cfg, 60 * budget, seed, arrays)
+                    else:
+                        unet, record = train_package(args, PRESETS[args.conditional][name], 60 * budget, seed,
+                                                     Path(workdir), extra)
+                    pipe = sprite_pipeline(unet, base_cfg.ddpm_num_steps)
+                    runs[name][budget].append({"train": record, "scores": score(args, pipe, reference)})
+                    if args.grids_dir and budget == max(args.budgets) and seed == 0:
+                        save_grid(args, pipe, Path(args.grids_dir) / f"{name}.png", arrays[2] or 1)
+        if args.grids_dir:
+            save_real_grid(args, arrays, Path(args.grids_dir) / "real.png")
+    results = {name: {f"{b:g}": summarise(r) for b, r in by_budget.items()} for name, by_budget in runs.items()}
+    if args.plot:
+        plot(results, Path(args.plot), f"{Path(args.data).name}, {args.seeds} seed(s), {runtime_info(device)['cpu']}")
     result = {
-        "budget_s": budget, "course_fid": course_eval["fid"], "fast_fid": fast_eval["fid"],
-        "course_kid": course_eval["kid_mean"], "fast_kid": fast_eval["kid_mean"],
-        "course_train": course_train, "fast_train": fast_train,
-        "fast_better_or_equal": fast_eval["fid"] <= course_eval["fid"],
-        "course_noise": "standard sqrt(1-abar)" if args.course_standard_noise else "as the course: (1-abar) eps",
-        "sampler": args.sampler, "num_inference_steps": args.num_inference_steps, "num_samples": args.num_samples,
-        "feature_dim": fast_eval["feature_dim"], "classifier_train_accuracy": fast_eval.get("classifier_train_accuracy"),
-        "n_feat": args.n_feat, "batch_size": args.batch_size, "data": args.data, "output_dir": args.output_dir,
+        "results": results, "data": args.data, "geometry": args.geometry, "conditional": args.conditional,
+        "budgets_min": args.budgets, "seeds": args.seeds, "num_samples": args.num_samples,
+        "sampler": f"ddim-{args.num_inference_steps}", "eval_seed": args.eval_seed, "n_feat": args.n_feat,
+        "guidance_scale": args.guidance_scale if args.conditional else None,
         "mode": "smoke" if args.smoke else "quick" if args.quick else "full", **runtime_info(device),
     }
     emit(result)

@@ -9,6 +9,10 @@
     (on CUDA, and on CPUs with native bf16 such as AVX512-BF16/AMX), `--torch_compile` where it helps
     (CUDA; on CPU it did not: a full CPU run measures the fp32 loop with and without it to show that).
     `fast_img_per_s` is the device's chosen fast path (`fast_variant`); the other fast_* variants are evidence.
+(d) readme: the README's own command, end to end in its own process, `accelerate launch examples/train.py --preset
+    sprites_context_fast --train_data_dir DATA --time_budget_minutes M`; its images/s is the median of the run's
+    own log (`trainer_state.json`), its threads what the run chose. It is not interleaved with (a)-(c), so its
+    ratio (`ratio_readme`) is the figure a user sees beside a course loop measured moments before.
 
 The variants run interleaved in rounds (a, b, c, a, b, c, ...) after an untimed warm-up each, so load
 from other processes hits all of them alike; the ratios are totals over all rounds. The model is the
@@ -23,10 +27,17 @@ Example:
 
 from __future__ import annotations
 
+import json
+import os
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
-from common import DEFAULT_DATA, base_parser, check_data_dir, emit, runtime_info, setup, synchronize, to_uint8_hwc
+from common import (DEFAULT_DATA, REPO_ROOT, base_parser, check_data_dir, emit, runtime_info, setup, synchronize,
+                    to_uint8_hwc)
 from course_loop import CourseLoop
 
 COURSE_FLAGS = ["--preset", "sprites", "--logger", "none", "--checkpointing_steps", "1000000",
@@ -106,13 +117,6 @@ def measure(variants, rounds: int, steps: int, warmup: int) -> dict:
     return totals
 
 
-def cpu_has_bf16() -> bool:
-    """Whether oneDNN has native bf16 kernels on this CPU (AVX512-BF16 / AMX)."""
-    import torch
-
-    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-
-
 def fast_flags(compile_model: bool, bf16: bool) -> list[str]:
     """The training flags of one fast variant."""
     flags = ["--channels_last"]
@@ -127,7 +131,9 @@ def fast_settings(device_type: str, full_run: bool) -> list[tuple[bool, bool]]:
     """(compile, bf16) pairs to measure: the device's chosen fast path first, evidence variants after it."""
     if device_type == "cuda":
         return [(True, True)] + ([(False, True)] if full_run else [])
-    bf16 = [(False, True)] if cpu_has_bf16() else []
+    from hf_sprites.training.plan import has_native_bf16
+
+    bf16 = [(False, True)] if has_native_bf16() else []
     return bf16 + [(False, False)] + ([(True, False)] if full_run else [])
 
 
@@ -168,6 +174,22 @@ def summarize(totals: dict) -> dict:
     }
 
 
+def readme_command(data: str, minutes: float, workdir: str, extra: list[str]) -> dict:
+    """(d): the README's training command in a subprocess; images/s and threads from the run's own record."""
+    out = Path(workdir) / "readme"
+    command = [sys.executable, "-m", "accelerate.commands.launch", str(REPO_ROOT / "examples" / "train.py"),
+               "--preset", "sprites_context_fast", "--train_data_dir", data, "--time_budget_minutes", f"{minutes:g}",
+               "--output_dir", str(out), *extra]
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}  # as a user's shell: nothing chosen
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"error: the README command failed:\n{done.stderr[-3000:]}")
+    state = json.loads((out / "trainer_state.json").read_text())
+    rates = [row["img_per_s"] for row in state["log_history"][1:]] or [row["img_per_s"] for row in state["log_history"]]
+    return {"img_per_s": statistics.median(rates), "steps": state["global_step"], "cpu_threads": state["cpu_threads"],
+            "command": " ".join(["accelerate launch examples/train.py", *command[4:]])}
+
+
 def main(argv=None) -> dict:
     parser = base_parser(__doc__.splitlines()[0], "python benchmarks/train_throughput.py --rounds 3 --steps 6")
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="crawl-sprites folder, or 'embedded' (digits)")
@@ -177,6 +199,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--n_feat", type=int, default=64)
     parser.add_argument("--batch_size", type=int, default=100)
     parser.add_argument("--course_workers", type=int, default=1, help="course DataLoader workers (course: 1)")
+    parser.add_argument("--readme_minutes", type=float, default=2.0, help="budget of the README-command row (d)")
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.steps, args.warmup = 1, 2, 1
@@ -186,8 +209,14 @@ def main(argv=None) -> dict:
     device = setup(args)
     with tempfile.TemporaryDirectory() as workdir:
         totals = measure(build_variants(args, device, data, workdir), args.rounds, args.steps, args.warmup)
+        smoke = ["--n_feat", "8", "--train_batch_size", "20", "--eval_batch_size", "5", "--ddpm_num_inference_steps",
+                 "2", "--logger", "none"] if args.smoke else []
+        readme = readme_command(data, 0.3 if args.smoke else args.readme_minutes, workdir, smoke) \
+            if data != "embedded" else None
+    summary = summarize(totals)
     result = {
-        **summarize(totals), "rounds": args.rounds, "steps_per_round": args.steps, "warmup_steps": args.warmup,
+        **summary, "readme": readme,
+        "ratio_readme": readme["img_per_s"] / summary["course_img_per_s"] if readme else None, "rounds": args.rounds, "steps_per_round": args.steps, "warmup_steps": args.warmup,
         "batch_size": args.batch_size, "n_feat": args.n_feat, "data": data,
         "mode": "smoke" if args.smoke else "quick" if args.quick else "full", **runtime_info(device),
     }

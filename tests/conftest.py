@@ -8,6 +8,9 @@ import pytest
 # Idle OpenMP threads that spin take the cores that working threads (and test subprocesses, which inherit this) need
 # on a small shared CPU; set before torch is imported. An explicit value in the environment wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# One intra-op thread unless the environment says otherwise: training runs in the tests (in this process and in
+# subprocesses, which inherit it) then take it as the user's choice instead of using every core of a shared CPU.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
 

@@ -30,10 +30,16 @@ def run_benchmark(script: str, *flags: str, tmp_path: Path) -> dict:
 def test_train_throughput_smoke(tmp_path):
     result = run_benchmark("train_throughput.py", *DATA, tmp_path=tmp_path)
     assert RUNTIME_KEYS | {"course_img_per_s", "package_img_per_s", "fast_img_per_s", "ratio_package",
-                           "ratio_fast"} <= set(result)
+                           "ratio_fast", "ratio_readme"} <= set(result)
     assert result["ratio_package"] == pytest.approx(result["package_img_per_s"] / result["course_img_per_s"])
     assert {"course", "package", result["fast_variant"]} <= set(result["variants"])
     assert all(v["images"] > 0 for v in result["variants"].values())
+    if CRAWL.exists():  # the README's command, run end to end under accelerate launch
+        readme = result["readme"]
+        assert readme["command"].startswith("accelerate launch examples/train.py --preset sprites_context_fast")
+        assert readme["steps"] >= 1 and readme["img_per_s"] > 0
+        assert readme["cpu_threads"]["reason"] == "1 usable cores / 1 process(es) on this machine" or \
+            "usable cores" in readme["cpu_threads"]["reason"]  # accelerate's OMP_NUM_THREADS=1 was not taken
 
 
 def test_sampling_smoke(tmp_path):
@@ -45,8 +51,13 @@ def test_sampling_smoke(tmp_path):
 
 
 def test_time_to_quality_smoke(tmp_path):
-    result = run_benchmark("time_to_quality.py", *DATA, "--output_dir", str(tmp_path / "out"), tmp_path=tmp_path)
-    assert RUNTIME_KEYS | {"course_fid", "fast_fid", "course_train", "fast_train", "budget_s"} <= set(result)
-    assert result["course_fid"] >= 0 and result["fast_fid"] >= 0  # finite numbers from a tiny classifier
-    assert result["fast_train"]["steps"] >= 1 and result["course_train"]["steps"] >= 1
-    assert (tmp_path / "out" / "fast" / "model_index.json").is_file()
+    result = run_benchmark("time_to_quality.py", *DATA, "--plot", str(tmp_path / "curve.png"), "--grids_dir",
+                           str(tmp_path / "grids"), tmp_path=tmp_path)
+    assert RUNTIME_KEYS | {"results", "budgets_min", "seeds", "sampler", "num_samples"} <= set(result)
+    assert set(result["results"]) == {"course", "package", "best"}
+    for cell in (result["results"][name]["0.25"] for name in ("course", "package", "best")):
+        assert cell["n_seeds"] == 2 and len(cell["fid"]["values"]) == 2 and cell["fid"]["std"] >= 0
+        assert cell["fid"]["mean"] == pytest.approx(sum(cell["fid"]["values"]) / 2)
+        assert all(steps >= 1 for steps in cell["steps"])
+    assert (tmp_path / "curve.png").stat().st_size > 0
+    assert sorted(p.name for p in (tmp_path / "grids").iterdir()) == ["best.png", "course.png", "package.png", "real.png"]

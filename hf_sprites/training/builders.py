@@ -16,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -34,7 +33,11 @@ from hf_sprites.schedulers import CorruptScheduler, SpriteScheduler
 
 from .config import label_mode
 from .output import Previewer
+from .plan import RunPlan, plan_for_length, resolve_mixed_precision
 from .step import DiffusionLoss
+
+# a budgeted run's EMA averages over at most this share of its planned steps (see `ema_decay_cap`)
+EMA_HORIZON_SHARE = 0.1
 
 # --- accelerator and data ------------------------------------------------------------------------------------------
 
@@ -44,7 +47,7 @@ def make_accelerator(cfg) -> Accelerator:
     project = ProjectConfiguration(project_dir=cfg.output_dir, logging_dir=str(Path(cfg.output_dir) / cfg.logging_dir))
     return Accelerator(
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        mixed_precision=cfg.mixed_precision,
+        mixed_precision=resolve_mixed_precision(cfg.mixed_precision),
         log_with=None if cfg.logger == "none" else cfg.logger,
         project_config=project,
     )
@@ -132,17 +135,6 @@ def build_scheduler(cfg):
 # --- optimizer, LR schedule, EMA -----------------------------------------------------------------------------------
 
 
-def plan_steps(batches_per_epoch: int, num_epochs: int, *, accumulation: int, max_train_steps: Optional[int]):
-    """(optimizer steps per epoch, total optimizer steps, epochs) as diffusers' scripts count them.
-
-    >>> plan_steps(17, 3, accumulation=2, max_train_steps=None)
-    (8, 24, 3)
-    """
-    steps_per_epoch = max(1, batches_per_epoch // accumulation)
-    total = max_train_steps or num_epochs * steps_per_epoch
-    return steps_per_epoch, total, math.ceil(total / steps_per_epoch)
-
-
 def build_optimizer(cfg, parameters) -> torch.optim.Optimizer:
     """Adam (the course) or AdamW (diffusers' examples) with the `--adam_*` settings."""
     optimizer_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
@@ -172,21 +164,35 @@ def course_decay(optimizer, steps_per_epoch: int, num_epochs: int) -> torch.opti
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def build_lr_scheduler(cfg, optimizer, *, steps_per_epoch: int, max_train_steps: int, num_processes: int = 1):
-    """The LR schedule, counted in scheduler calls.
+def warmup_steps(cfg, total_steps: int) -> int:
+    """LR warm-up in optimizer steps: `--lr_warmup_ratio` of the run when given, else `--lr_warmup_steps`."""
+    if cfg.lr_warmup_ratio is not None:
+        return round(cfg.lr_warmup_ratio * total_steps)
+    return cfg.lr_warmup_steps
+
+
+def build_lr_scheduler(cfg, optimizer, plan: RunPlan, num_processes: int = 1):
+    """The LR schedule over the planned run, counted in scheduler calls.
 
     accelerate's prepared scheduler advances once per process for every optimizer step, so lengths are
     multiplied by `num_processes`.
     """
     if cfg.lr_scheduler == "course":
-        num_epochs = -(-max_train_steps // steps_per_epoch)
-        return course_decay(optimizer, steps_per_epoch * num_processes, num_epochs)
+        return course_decay(optimizer, plan.steps_per_epoch * num_processes, plan.num_epochs)
     return get_scheduler(
         cfg.lr_scheduler,
         optimizer=optimizer,
-        num_warmup_steps=cfg.lr_warmup_steps * num_processes,
-        num_training_steps=max_train_steps * num_processes,
+        num_warmup_steps=warmup_steps(cfg, plan.total_steps) * num_processes,
+        num_training_steps=plan.total_steps * num_processes,
     )
+
+
+def ema_decay_cap(cfg, plan: RunPlan) -> float:
+    """The EMA decay cap of the run: `--ema_max_decay`, and for a budgeted run at most what averages over the last
+    `EMA_HORIZON_SHARE` of its planned steps (a 0.9999 EMA of a 1,000-step run would still hold its first steps)."""
+    if plan.budget_s is None:
+        return cfg.ema_max_decay
+    return min(cfg.ema_max_decay, 1.0 - 1.0 / max(1.0, EMA_HORIZON_SHARE * plan.total_steps))
 
 
 def build_ema(cfg, model) -> EMAModel | None:
@@ -222,10 +228,13 @@ class Run:
     loss_fn: DiffusionLoss
     ema: object
     previewer: Previewer
-    steps_per_epoch: int
-    max_train_steps: int
+    plan: Optional[RunPlan] = None
+    max_train_steps: int = 0  # where the loop stops: the plan's total, unless a benchmark advances it in chunks
     global_step: int = 0
     history: list = field(default_factory=list)
+    started: float = 0.0  # time.monotonic() when the run began (a time budget counts from there)
+    threads: object = None  # the `ThreadChoice` of a CPU run
+    stopped_at: Optional[int] = None  # the step where a spent time budget ended the run before its plan
 
     @property
     def output_dir(self) -> Path:
@@ -241,6 +250,7 @@ class Run:
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "data": self.batches.state_dict(),
             "history": self.history,
+            "plan": self.plan.to_dict() if self.plan is not None else None,
         }
 
 
@@ -254,24 +264,35 @@ def build_model_for_run(cfg, channels: int, num_classes: Optional[int]) -> torch
     return model
 
 
-def build_run(cfg, accelerator, source, batches, channels: Optional[int] = None) -> Run:
-    """Model, scheduler, optimizer, LR schedule (prepared by accelerate), EMA, loss and previews for `batches`."""
+def build_run(cfg, accelerator, source, batches, channels: Optional[int] = None, *, plan: Optional[RunPlan] = None) -> Run:
+    """Model, scheduler, optimizer (prepared by accelerate), EMA, loss and previews for `batches`; and, once the run's
+    length is known (`plan`, or `--num_epochs` / `--max_train_steps` when there is no time budget), its LR schedule.
+    A budgeted run gets its plan later, from `hf_sprites.training.loop.plan_budget`, through `adopt_plan`."""
     num_classes = source.num_classes if cfg.conditional else None
     model = build_model_for_run(cfg, channels or image_channels(cfg, source), num_classes)
     scheduler = build_scheduler(cfg)
-    steps_per_epoch, max_steps, _ = plan_steps(
-        len(batches), cfg.num_epochs, accumulation=cfg.gradient_accumulation_steps, max_train_steps=cfg.max_train_steps
-    )
     optimizer = build_optimizer(cfg, model.parameters())
-    lr_scheduler = build_lr_scheduler(cfg, optimizer, steps_per_epoch=steps_per_epoch, max_train_steps=max_steps,
-                                      num_processes=accelerator.num_processes)
-    model, optimizer, lr_scheduler = accelerator.prepare(model, optimizer, lr_scheduler)
+    model, optimizer = accelerator.prepare(model, optimizer)
     ema = build_ema(cfg, accelerator.unwrap_model(model))
     if ema is not None:
         ema.to(accelerator.device)
-    loss_fn = DiffusionLoss(scheduler, loss_type=cfg.loss_type, label_mode=label_mode(cfg),
+    loss_fn = DiffusionLoss(scheduler, loss_type=cfg.loss_type, label_mode=label_mode(cfg), snr_gamma=cfg.snr_gamma,
                             cond_drop_prob=cfg.cond_drop_prob, data_range=scheduler.config.get("data_range", "-1..1"))
     previewer = Previewer(cfg, scheduler, num_classes=num_classes, label_kind=source.label_kind)
-    return Run(cfg=cfg, accelerator=accelerator, source=source, batches=batches, model=model, scheduler=scheduler,
-               optimizer=optimizer, lr_scheduler=lr_scheduler, loss_fn=loss_fn, ema=ema, previewer=previewer,
-               steps_per_epoch=steps_per_epoch, max_train_steps=max_steps)
+    run = Run(cfg=cfg, accelerator=accelerator, source=source, batches=batches, model=model, scheduler=scheduler,
+              optimizer=optimizer, lr_scheduler=None, loss_fn=loss_fn, ema=ema, previewer=previewer)
+    if plan is None and cfg.time_budget_minutes is None:
+        plan = plan_for_length(len(batches), cfg.num_epochs, accumulation=cfg.gradient_accumulation_steps,
+                               max_train_steps=cfg.max_train_steps, save_images_epochs=cfg.save_images_epochs)
+    if plan is not None:
+        adopt_plan(run, plan)
+    return run
+
+
+def adopt_plan(run: Run, plan: RunPlan) -> None:
+    """Fix the run's length: its LR schedule (prepared by accelerate) and, for a budgeted run, its EMA decay cap."""
+    run.plan, run.max_train_steps = plan, plan.total_steps
+    lr_scheduler = build_lr_scheduler(run.cfg, run.optimizer, plan, num_processes=run.accelerator.num_processes)
+    run.lr_scheduler = run.accelerator.prepare(lr_scheduler)
+    if run.ema is not None:
+        run.ema.decay = ema_decay_cap(run.cfg, plan)

@@ -97,10 +97,14 @@ class TrainConfig:
         "linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid", "course", "cosine", "quadratic"
     ] = flag("linear", "'course' = the DeepLearning.AI 500-step schedule; cosine and quadratic are aliases")
     ddpm_num_inference_steps: Optional[int] = flag(None, "steps for the preview samples (default: all)")
+    preview_sampler: Literal["ddpm", "ddim", "dpm"] = flag(
+        "ddpm", "sampler of the preview grids: the trained scheduler, or DDIM / DPM-Solver built from its config")
     prediction_type: Literal["epsilon", "sample", "v_prediction"] = flag("epsilon", "what the model predicts")
     noise_distribution: Literal["gaussian", "uniform"] = flag("gaussian", "CorruptScheduler noise")
     data_range: Literal["-1..1", "0..1"] = flag("-1..1", "CorruptScheduler data range")
     loss_type: Literal["l2", "l1", "huber"] = flag("l2", "loss between prediction and target")
+    snr_gamma: Optional[float] = flag(
+        None, "min-SNR-gamma loss weighting (Hang et al. 2023; 5 is usual); default: every timestep weighs the same")
     guidance_scale: float = flag(
         1.0, "classifier-free guidance of the sample grids (conditional ContextUnet trained with --cond_drop_prob)")
     # optimisation
@@ -108,6 +112,9 @@ class TrainConfig:
     eval_batch_size: int = flag(16, "images in a preview grid")
     num_epochs: int = flag(100, "passes over the data")
     max_train_steps: Optional[int] = flag(None, "optimizer steps (overrides --num_epochs)")
+    time_budget_minutes: Optional[float] = flag(
+        None, "train for this much wall time (set-up included, the final save after): the run measures its step "
+        "time, then sizes the LR schedule, EMA warm-up and previews to the steps that fit")
     gradient_accumulation_steps: int = flag(1, "batches per optimizer step")
     optimizer: Literal["adamw", "adam"] = flag("adamw", "Adam (the course) or AdamW (diffusers' examples)")
     learning_rate: float = flag(1e-4, "peak learning rate")
@@ -115,6 +122,8 @@ class TrainConfig:
         "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup", "course"
     ] = flag("cosine", "'course' = linear decay to 0 per epoch, no warmup")
     lr_warmup_steps: int = flag(500, "optimizer steps of LR warmup")
+    lr_warmup_ratio: Optional[float] = flag(
+        None, "LR warmup as a share of the run's optimizer steps (replaces --lr_warmup_steps; fits budgeted runs)")
     adam_beta1: float = flag(0.95, "Adam beta1")
     adam_beta2: float = flag(0.999, "Adam beta2")
     adam_weight_decay: float = flag(1e-6, "Adam weight decay")
@@ -124,9 +133,13 @@ class TrainConfig:
     ema_inv_gamma: float = flag(1.0, "EMA warmup inv_gamma")
     ema_power: float = flag(0.75, "EMA warmup power")
     ema_max_decay: float = flag(0.9999, "EMA decay cap")
-    mixed_precision: Literal["no", "fp16", "bf16"] = flag("no", "accelerate mixed precision")
+    mixed_precision: Literal["no", "fp16", "bf16", "auto"] = flag(
+        "no", "accelerate mixed precision; 'auto': bf16 where the machine computes it natively, else none")
     channels_last: bool = flag(False, "channels-last memory format")
     torch_compile: bool = flag(False, "compile the model with torch.compile")
+    cpu_threads: Optional[int] = flag(
+        None, "intra-op CPU threads per process (default on CPU: this machine's usable cores shared among its "
+        "processes; accelerate launch's OMP_NUM_THREADS=1 default is not taken as a choice)")
     seed: Optional[int] = flag(None, "seed of the run (data order, noise, previews)")
     # outputs
     output_dir: str = flag("outputs/ddpm-model", "the pipeline folder to write")
@@ -275,6 +288,12 @@ DEPENDENT_SETTINGS = (  # in order: dropping one may make the next moot
     Needs("cond_drop_prob", 0.0, lambda cfg: cfg.conditional and cfg.model == "context_unet",
           "a conditional ContextUnet (it drops the context for classifier-free guidance)",
           "use --model context_unet with labels (--class_column / --conditional), or set it to 0"),
+    Needs("max_train_steps", None, lambda cfg: cfg.time_budget_minutes is None,
+          "a run without --time_budget_minutes (the budget decides the number of steps)",
+          "give either --max_train_steps or --time_budget_minutes"),
+    Needs("time_budget_minutes", None, lambda cfg: cfg.max_train_steps is None,
+          "a run without --max_train_steps (the budget decides the number of steps)",
+          "give either --max_train_steps or --time_budget_minutes"),
     Needs("guidance_scale", 1.0, lambda cfg: cfg.cond_drop_prob > 0,
           "a model trained with context dropout (it guides against the null context)",
           "add --cond_drop_prob 0.1 (with labels and --model context_unet) or use --guidance_scale 1"),
@@ -311,12 +330,18 @@ def check_numbers(cfg) -> None:
                  "logging_steps", "save_images_epochs", "save_model_epochs"):
         if getattr(cfg, name) < 1:
             _fail(f"--{name} must be at least 1, got {getattr(cfg, name)}")
-    for name in ("max_train_steps", "checkpointing_steps", "checkpoints_total_limit", "max_train_samples"):
+    for name in ("max_train_steps", "checkpointing_steps", "checkpoints_total_limit", "max_train_samples", "cpu_threads"):
         value = getattr(cfg, name)
         if value is not None and value < 1:
             _fail(f"--{name} must be at least 1 when given, got {value}")
     if cfg.learning_rate <= 0:
         _fail(f"--learning_rate must be positive, got {cfg.learning_rate}")
+    for name in ("time_budget_minutes", "snr_gamma"):
+        value = getattr(cfg, name)
+        if value is not None and not value > 0:
+            _fail(f"--{name} must be positive when given, got {value}")
+    if cfg.lr_warmup_ratio is not None and not 0.0 <= cfg.lr_warmup_ratio < 1.0:
+        _fail(f"--lr_warmup_ratio is a share of the run's steps in [0, 1), got {cfg.lr_warmup_ratio}")
     if not 0.0 <= cfg.cond_drop_prob < 1.0:
         _fail(f"--cond_drop_prob must be in [0, 1) (the course uses 0.1), got {cfg.cond_drop_prob}")
 
@@ -355,6 +380,9 @@ def check_model_options(cfg) -> None:
     if cfg.ddpm_beta_schedule == "course" and cfg.model != "basic_unet" and cfg.prediction_type != "epsilon":
         _fail(f"the course schedule (SpriteScheduler) predicts noise; use --prediction_type epsilon or another "
               f"--ddpm_beta_schedule (got --prediction_type {cfg.prediction_type})")
+    if cfg.snr_gamma is not None and cfg.model == "basic_unet":
+        _fail("--snr_gamma weighs the loss by a noise schedule's signal-to-noise ratio, which the corrupt process of "
+              "BasicUNet does not have; drop --snr_gamma or use --model context_unet / unet2d")
     if cfg.model == "context_unet" and cfg.prediction_type != "epsilon":
         _fail("ContextUnet predicts noise (the course's model); use --prediction_type epsilon or --model unet2d")
 

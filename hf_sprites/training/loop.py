@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import shutil
 import time
 from pathlib import Path
@@ -23,16 +24,17 @@ from typing import Optional
 
 import torch
 from accelerate.logging import get_logger
-from accelerate.utils import set_seed
+from accelerate.utils import broadcast_object_list, set_seed
 from tqdm.auto import tqdm
 
 from hf_sprites.atomic import atomic_write_text
 from hf_sprites.data import make_batches
 
-from .builders import Run, build_run, image_channels, load_source, make_accelerator
+from .builders import Run, adopt_plan, build_run, image_channels, load_source, make_accelerator
 from .config import check_config, check_data, label_mode
-from .output import (check_outputs, ema_weights, find_checkpoint, list_checkpoints, load_checkpoint, push,
-                     save_checkpoint, save_pipeline, write_card, write_trainer_state)
+from .output import (STATE_FILE, check_outputs, ema_weights, find_checkpoint, list_checkpoints, load_checkpoint,
+                     push, save_checkpoint, save_pipeline, write_card, write_trainer_state)
+from .plan import RunPlan, plan_for_budget, use_cpu_threads
 from .step import train_batch
 
 logger = get_logger(__name__)
@@ -104,29 +106,50 @@ def checkpoint(run: Run) -> None:
                     total_limit=run.cfg.checkpoints_total_limit)
 
 
+def past_budget(run: Run) -> bool:
+    """Whether a budgeted run has used up its wall time (decided by the main process, shared with all)."""
+    if run.plan.budget_s is None:
+        return False
+    late = [time.monotonic() - run.started > run.plan.budget_s]
+    broadcast_object_list(late)
+    return late[0]
+
+
 def after_update(run: Run, meter: Meter, progress) -> None:
-    """Bookkeeping after one optimizer step: EMA, counters, logs, checkpoints."""
-    cfg = run.cfg
+    """Bookkeeping after one optimizer step: EMA, counters, logs, budget, checkpoints, planned previews."""
+    cfg, acc = run.cfg, run.accelerator
     if run.ema is not None:
         run.ema.step(run.model.parameters())
     run.global_step += 1
     progress.update(1)
     if run.global_step % cfg.logging_steps == 0 or run.global_step == run.max_train_steps:
         log_step(run, meter, progress)
+        if run.global_step < run.max_train_steps and past_budget(run):
+            logger.warning(f"The time budget is spent at step {run.global_step} of the {run.plan.total_steps} planned "
+                           "(the machine ran slower than measured); ending the run here.")
+            run.stopped_at, run.max_train_steps = run.global_step, run.global_step
     if cfg.checkpointing_steps and run.global_step % cfg.checkpointing_steps == 0:
         checkpoint(run)
+    if run.global_step in run.plan.preview_steps and acc.is_main_process:
+        run.previewer.write(acc, run.unet, ema=run.ema, step=run.global_step)
 
 
 def end_of_epoch(run: Run, epoch: int) -> None:
-    """Periodic preview grids and pipeline saves (the final ones are written by `finish`)."""
+    """Periodic pipeline saves (the final one is written by `finish`)."""
     cfg, acc = run.cfg, run.accelerator
     if run.global_step >= run.max_train_steps or not acc.is_main_process:
         return
-    if (epoch + 1) % cfg.save_images_epochs == 0:
-        run.previewer.write(acc, run.unet, ema=run.ema, step=run.global_step)
     if (epoch + 1) % cfg.save_model_epochs == 0:
         with ema_weights(run.unet, run.ema):
             save_pipeline(run.unet, run.scheduler, run.output_dir, conditional=cfg.conditional)
+
+
+def one_step(run: Run, images, labels, lr_scheduler=None) -> torch.Tensor:
+    """One batch of the run: memory format, loss, backward, update (see `step.train_batch`)."""
+    if run.cfg.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    return train_batch(run.accelerator, run.model, images, labels=labels, loss_fn=run.loss_fn, optimizer=run.optimizer,
+                       lr_scheduler=lr_scheduler or run.lr_scheduler, max_grad_norm=run.cfg.max_grad_norm)
 
 
 def train_loop(run: Run) -> None:
@@ -139,10 +162,7 @@ def train_loop(run: Run) -> None:
     while run.global_step < run.max_train_steps:
         epoch = run.batches.epoch
         for images, labels in run.batches:
-            if cfg.channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
-            loss = train_batch(acc, run.model, images, labels=labels, loss_fn=run.loss_fn, optimizer=run.optimizer,
-                               lr_scheduler=run.lr_scheduler, max_grad_norm=cfg.max_grad_norm)
+            loss = one_step(run, images, labels)
             meter.add(loss, images.shape[0])
             if acc.sync_gradients:
                 after_update(run, meter, progress)
@@ -162,7 +182,8 @@ def finish(run: Run, token: Optional[str]) -> Path:
         with ema_weights(unet, run.ema):
             save_pipeline(unet, run.scheduler, run.output_dir, conditional=cfg.conditional)
             grid, _ = run.previewer.final(unet)
-        write_trainer_state(run.output_dir, global_step=run.global_step, history=run.history)
+        write_trainer_state(run.output_dir, global_step=run.global_step, history=run.history, plan=run.plan,
+                            threads=run.threads, stopped_at=run.stopped_at)
         write_card(cfg, run.source, sample_image=grid)
         if cfg.push_to_hub:
             push(cfg, token)
@@ -171,11 +192,92 @@ def finish(run: Run, token: Optional[str]) -> Path:
     return run.output_dir
 
 
+# --- the budget ---------------------------------------------------------------------------------------------------
+
+# optimizer steps run (and then undone) to measure a budgeted run's step time, after untimed warm-up steps
+MEASURED_STEPS, WARMUP_STEPS = 8, 2
+
+
+def _forever(batches):
+    while True:
+        yield from batches
+
+
+class _NoSchedule:
+    def step(self):
+        pass
+
+
+def _steps(run: Run, batches, count: int) -> None:
+    """`count` optimizer steps through `one_step` at a zero learning rate; returns when the device has finished."""
+    for _ in range(count * run.cfg.gradient_accumulation_steps):
+        loss = one_step(run, *next(batches), lr_scheduler=_NoSchedule())
+    loss.item()
+
+
+def measure_step_seconds(run: Run) -> float:
+    """Seconds per optimizer step of this run, measured on its own model, optimizer and data at learning rate 0, then
+    undone: weights, BatchNorm statistics, optimizer state, data position and RNG are as they were before."""
+    model_state = {k: v.detach().clone() for k, v in run.unet.state_dict().items()}
+    optimizer_state, data_state = copy.deepcopy(run.optimizer.state_dict()), run.batches.state_dict()
+    learning_rates, accelerator_step = [group["lr"] for group in run.optimizer.param_groups], run.accelerator.step
+    devices = [run.accelerator.device] if run.accelerator.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        for group in run.optimizer.param_groups:
+            group["lr"] = 0.0
+        batches = _forever(run.batches)
+        _steps(run, batches, WARMUP_STEPS)
+        start = time.perf_counter()
+        _steps(run, batches, MEASURED_STEPS)
+        seconds = (time.perf_counter() - start) / MEASURED_STEPS
+    run.unet.load_state_dict(model_state)
+    run.optimizer.load_state_dict(optimizer_state)
+    for group, lr in zip(run.optimizer.param_groups, learning_rates):
+        group["lr"] = lr
+    run.batches.load_state_dict(data_state)
+    run.accelerator.step = accelerator_step
+    return seconds
+
+
+def measure_preview_seconds(run: Run) -> float:
+    """Seconds one planned preview takes (a grid from the raw weights, and one from the EMA weights with EMA)."""
+    start = time.perf_counter()
+    run.previewer.grid(run.unet)
+    return (time.perf_counter() - start) * (2 if run.ema is not None else 1)
+
+
+def plan_budget(run: Run) -> RunPlan:
+    """Measure the step and preview times, then fix the plan of the steps that fit `--time_budget_minutes`; every
+    process gets the main process's plan."""
+    step_s = measure_step_seconds(run)
+    plan = [None]
+    if run.accelerator.is_main_process:
+        preview_s = measure_preview_seconds(run)
+        plan[0] = plan_for_budget(budget_s=60.0 * run.cfg.time_budget_minutes, steps_per_epoch=max(1, len(run.batches)
+                                  // run.cfg.gradient_accumulation_steps), elapsed_s=time.monotonic() - run.started,
+                                  step_s=step_s, preview_s=preview_s)
+    broadcast_object_list(plan)
+    return plan[0]
+
+
+def stored_plan(cfg) -> Optional[RunPlan]:
+    """The plan saved in the checkpoint a run resumes from (a resumed budgeted run keeps its plan), else None."""
+    path = find_checkpoint(cfg.output_dir, cfg.resume_from_checkpoint)
+    if path is None or not (Path(path) / STATE_FILE).is_file():
+        return None
+    saved = torch.load(Path(path) / STATE_FILE, map_location="cpu", weights_only=True).get("plan")
+    return RunPlan(**{**saved, "preview_steps": tuple(saved["preview_steps"])}) if saved else None
+
+
 def train(cfg) -> Path:
     """Run a full training job described by `cfg`; returns the output folder."""
+    started = time.monotonic()
     check_config(cfg)
     token = check_outputs(cfg)
     accelerator = make_accelerator(cfg)
+    threads = use_cpu_threads(cfg.cpu_threads, accelerator)
+    if threads is not None:
+        logger.info(f"Training on the CPU with {threads.threads} thread(s) per process ({threads.reason}).")
     with accelerator.main_process_first():
         source = load_source(cfg)
     check_data(cfg, source, accelerator.num_processes)
@@ -183,7 +285,13 @@ def train(cfg) -> Path:
         set_seed(cfg.seed, device_specific=True)  # own noise per process; DDP syncs the initial weights
     channels = image_channels(cfg, source)
     batches = make_batches(cfg, source, accelerator, channels)
-    run = build_run(cfg, accelerator, source, batches, channels)
+    run = build_run(cfg, accelerator, source, batches, channels, plan=stored_plan(cfg))
+    run.started, run.threads = started, threads
+    if run.plan is None:
+        adopt_plan(run, plan_budget(run))
+    if run.plan.budget_s is not None:
+        logger.info(f"Time budget {run.plan.budget_s / 60:g} min: {run.plan.total_steps} steps of "
+                    f"{run.plan.step_s:.3f} s planned, previews after steps {list(run.plan.preview_steps)}.")
     accelerator.wait_for_everyone()  # every process has passed every check before anything is written
     prepare_output_dir(run)
     resume(run)

@@ -37,6 +37,7 @@ import torch
 from diffusers import DDPMPipeline
 
 from hf_sprites.atomic import atomic_write_text, make_staging_dir, move_into_place
+from hf_sprites.evaluation.sampling import default_steps, swap_sampler
 from hf_sprites.hub.card import write_model_card
 from hf_sprites.hub.push import check_repo_id, push_folder, resolve_token
 from hf_sprites.pipelines import SpritePipeline
@@ -161,8 +162,10 @@ class Previewer:
         """One grid of samples (and the intermediate frames when asked), from `SpritePipeline` with a fixed seed."""
         pipe = SpritePipeline(unet=unet, scheduler=type(self.scheduler).from_config(self.scheduler.config))
         pipe.set_progress_bar_config(disable=True)
+        swap_sampler(pipe, self.cfg.preview_sampler)
+        steps = self.cfg.ddpm_num_inference_steps or default_steps(pipe, self.cfg.preview_sampler)
         with eval_mode(unet):
-            out = pipe(**self.conditioning, num_inference_steps=self.cfg.ddpm_num_inference_steps,
+            out = pipe(**self.conditioning, num_inference_steps=steps,
                        generator=torch.Generator(device=unet.device).manual_seed(self.seed),
                        return_intermediates=intermediates)
         return image_grid(out.images, nrow=self.nrow, scale=max(1, 64 // unet.config.sample_size)), out.intermediates
@@ -219,11 +222,18 @@ def save_pipeline(unet, scheduler, output_dir, *, conditional: bool) -> Path:
     return output_dir
 
 
-def write_trainer_state(output_dir, *, global_step: int, history: list) -> Path:
-    """`trainer_state.json`: the final step and the logged (step, loss, images/s) rows."""
-    rows = [dict(zip(("step", "loss", "img_per_s"), row)) for row in history]
-    return atomic_write_text(Path(output_dir) / "trainer_state.json",
-                             json.dumps({"global_step": global_step, "log_history": rows}, indent=1))
+def write_trainer_state(output_dir, *, global_step: int, history: list, plan=None, threads=None,
+                        stopped_at: Optional[int] = None) -> Path:
+    """`trainer_state.json`: the final step, the logged (step, loss, images/s) rows, the run's plan (length, time
+    budget, measured step time, preview steps), its CPU threads and why, and where a spent budget stopped it."""
+    state = {
+        "global_step": global_step,
+        "log_history": [dict(zip(("step", "loss", "img_per_s"), row)) for row in history],
+        "plan": plan.to_dict() if plan is not None else None,
+        "cpu_threads": {"threads": threads.threads, "reason": threads.reason} if threads is not None else None,
+        "stopped_by_budget_at": stopped_at,
+    }
+    return atomic_write_text(Path(output_dir) / "trainer_state.json", json.dumps(state, indent=1))
 
 
 BOOKKEEPING = ("output_dir", "overwrite_output_dir", "cache_dir", "logging_dir", "resume_from_checkpoint", "push_to_hub",

@@ -22,6 +22,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from accelerate.utils import extract_model_from_parallel
+from diffusers.training_utils import compute_snr
 
 LOSSES = {"l2": F.mse_loss, "l1": F.l1_loss, "huber": F.huber_loss}
 
@@ -47,6 +48,25 @@ def diffusion_target(scheduler, *, clean: torch.Tensor, noise: torch.Tensor, tim
     raise ValueError(f"Unsupported prediction_type {kind!r}; use epsilon, sample or v_prediction.")
 
 
+def min_snr_weights(scheduler, timesteps: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Per-sample loss weights of min-SNR-gamma (Hang et al. 2023): each timestep's loss counts as if its
+    signal-to-noise ratio were at most `gamma`, expressed for the scheduler's prediction type.
+
+    >>> from diffusers import DDPMScheduler
+    >>> w = min_snr_weights(DDPMScheduler(num_train_timesteps=1000), torch.tensor([0, 999]), gamma=5.0)
+    >>> [round(float(x), 4) for x in w]  # clean timesteps (huge SNR) weigh little, noisy ones fully
+    [0.0005, 1.0]
+    """
+    snr = compute_snr(scheduler, timesteps)
+    clipped = torch.clamp(snr, max=gamma)
+    kind = scheduler.config.prediction_type
+    if kind == "epsilon":
+        return clipped / snr
+    if kind == "v_prediction":
+        return clipped / (snr + 1)
+    return clipped
+
+
 def sample_noise(scheduler, clean: torch.Tensor) -> torch.Tensor:
     """Training noise: the scheduler's own distribution when it defines one (`noise_like`), else N(0, 1)."""
     if hasattr(scheduler, "noise_like"):
@@ -66,6 +86,7 @@ class DiffusionLoss:
             `context_vector` of int labels or float vectors, ContextUnet).
         cond_drop_prob: probability of training a sample with the null context (classifier-free guidance).
         data_range: the scheduler's data range (its `config.data_range`): "-1..1" (images as loaded) or "0..1".
+        snr_gamma: min-SNR-gamma loss weighting (`min_snr_weights`); None weighs every timestep the same.
     """
 
     scheduler: object
@@ -74,6 +95,7 @@ class DiffusionLoss:
     label_mode: Optional[str] = None
     cond_drop_prob: float = 0.0
     data_range: str = "-1..1"
+    snr_gamma: Optional[float] = None
     _unwrapped: tuple = field(default=(None, None), init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -106,7 +128,10 @@ class DiffusionLoss:
         noisy = self.scheduler.add_noise(clean, noise, timesteps)
         prediction = model(noisy, timesteps, **self.model_kwargs(model, labels, clean), return_dict=False)[0]
         target = diffusion_target(self.scheduler, clean=clean, noise=noise, timesteps=timesteps)
-        return self._loss(prediction.float(), target.float())
+        if self.snr_gamma is None:
+            return self._loss(prediction.float(), target.float())
+        per_sample = self._loss(prediction.float(), target.float(), reduction="none").flatten(1).mean(dim=1)
+        return (per_sample * min_snr_weights(self.scheduler, timesteps, self.snr_gamma)).mean()
 
 
 def train_batch(accelerator, model, images, *, labels=None, loss_fn, optimizer, lr_scheduler, max_grad_norm=None):

@@ -1,0 +1,182 @@
+"""The plan of a training run on its machine: CPU threads, precision, the steps that fit its time budget, its previews.
+
+A run either has a fixed length (`--num_epochs` / `--max_train_steps`) or a wall-clock budget
+(`--time_budget_minutes`). A budgeted run measures its own step time and the cost of one preview grid
+before the first real step, then fixes the plan: how many optimizer steps fit, so that the LR schedule
+(warm-up and decay) and the EMA warm-up span exactly the run that happens, and at which steps the few
+intermediate previews come (at most `PREVIEW_SHARE` of the budget). The plan is logged, saved in
+`trainer_state.json` and shown in the model card.
+
+Example:
+    >>> plan = plan_for_budget(budget_s=600, elapsed_s=20, step_s=0.3, preview_s=6.0, steps_per_epoch=22)
+    >>> plan.total_steps, plan.preview_steps
+    (1776, (444, 888, 1332))
+    >>> fixed = plan_for_length(17, 3, accumulation=2, max_train_steps=None, save_images_epochs=1)
+    >>> fixed.steps_per_epoch, fixed.total_steps, fixed.num_epochs, fixed.preview_steps
+    (8, 24, 3, (8, 16))
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+import psutil
+import torch
+
+# a budgeted run spends at most this share of its budget on intermediate preview grids
+PREVIEW_SHARE = 0.1
+# intermediate previews of a budgeted run (the final grid comes after the budget, with the final save)
+MAX_PREVIEWS = 3
+# share of the remaining budget a budgeted run plans to fill; the rest absorbs step-time jitter and checkpoints
+BUDGET_FILL = 0.95
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """How long a run is and what it does along the way.
+
+    Attributes:
+        total_steps: optimizer steps of the whole run (LR decay and EMA warm-up span these).
+        steps_per_epoch: optimizer steps per pass over the data.
+        num_epochs: passes over the data the run starts (the last may be partial).
+        preview_steps: steps after which an intermediate preview grid is written (the final grid comes after the last).
+        budget_s: the wall-clock budget in seconds (None: a fixed-length run).
+        step_s: measured seconds per optimizer step (budgeted runs).
+        preview_s: measured seconds per preview grid (budgeted runs).
+    """
+
+    total_steps: int
+    steps_per_epoch: int
+    num_epochs: int
+    preview_steps: tuple = ()
+    budget_s: Optional[float] = None
+    step_s: Optional[float] = None
+    preview_s: Optional[float] = None
+
+    def to_dict(self) -> dict:
+        values = asdict(self)
+        values["preview_steps"] = list(self.preview_steps)
+        return values
+
+
+def steps_per_epoch_of(batches_per_epoch: int, accumulation: int) -> int:
+    """Optimizer steps per epoch as diffusers' scripts count them (at least one)."""
+    return max(1, batches_per_epoch // accumulation)
+
+
+def plan_for_length(batches_per_epoch: int, num_epochs: int, *, accumulation: int, max_train_steps: Optional[int],
+                    save_images_epochs: Optional[int] = None) -> RunPlan:
+    """The plan of a fixed-length run: `max_train_steps` when given, else `num_epochs` full epochs, with a preview
+    at the end of every `save_images_epochs`-th epoch before the last step."""
+    per_epoch = steps_per_epoch_of(batches_per_epoch, accumulation)
+    total = max_train_steps or num_epochs * per_epoch
+    every = per_epoch * save_images_epochs if save_images_epochs else total
+    return RunPlan(total_steps=total, steps_per_epoch=per_epoch, num_epochs=math.ceil(total / per_epoch),
+                   preview_steps=tuple(range(every, total, every)))
+
+
+def plan_for_budget(*, budget_s: float, elapsed_s: float, step_s: float, preview_s: float,
+                    steps_per_epoch: int, max_previews: int = MAX_PREVIEWS) -> RunPlan:
+    """The plan of a budgeted run, fixed once the step and preview times are measured.
+
+    `elapsed_s` is the part of the budget already spent (set-up and measuring). Previews are spread evenly
+    through the run, as many as fit in `PREVIEW_SHARE` of the budget, at most `max_previews`.
+    """
+    remaining = (budget_s - elapsed_s) * BUDGET_FILL
+    num_previews = min(max_previews, int(PREVIEW_SHARE * budget_s // preview_s)) if preview_s > 0 else max_previews
+    total = math.floor((remaining - num_previews * preview_s) / step_s + 1e-9)  # (the epsilon absorbs rounding)
+    if total < 1:
+        raise ValueError(
+            f"the time budget leaves room for no training step (set-up took {elapsed_s:.0f} s of {budget_s:.0f} s, one "
+            f"step takes {step_s:.2f} s); give a larger --time_budget_minutes"
+        )
+    previews = tuple(sorted({total * (i + 1) // (num_previews + 1) for i in range(num_previews)} - {0, total}))
+    return RunPlan(total_steps=total, steps_per_epoch=steps_per_epoch, num_epochs=math.ceil(total / steps_per_epoch),
+                   preview_steps=previews, budget_s=budget_s, step_s=step_s, preview_s=preview_s)
+
+
+def has_native_bf16() -> bool:
+    """Whether this machine computes bf16 natively: a CUDA GPU with bf16, or a CPU whose oneDNN has bf16 kernels
+    (AVX512-BF16 / AMX); elsewhere bf16 autocast is emulated and slower than fp32."""
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def resolve_mixed_precision(name: str) -> str:
+    """`--mixed_precision auto` is bf16 where the machine computes it natively (`has_native_bf16`), else "no"."""
+    if name != "auto":
+        return name
+    return "bf16" if has_native_bf16() else "no"
+
+
+@dataclass(frozen=True)
+class ThreadChoice:
+    """The intra-op CPU threads a process uses, and why."""
+
+    threads: int
+    reason: str
+
+
+ACCELERATE_LAUNCH_MARKER = "ACCELERATE_DYNAMO_BACKEND"  # set in the script's environment by `accelerate launch`
+
+
+def usable_cores() -> int:
+    """Physical cores this process may run on (CPU affinity and cgroup-style limits respected)."""
+    physical = psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    try:
+        allowed = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        allowed = physical
+    return max(1, min(physical, allowed))
+
+
+def _launcher_set_by_user() -> Optional[str]:
+    """What the user gave `accelerate launch` about threads (its own environment or flag), or None."""
+    parent = psutil.Process(os.getppid())
+    if "--num_cpu_threads_per_process" in " ".join(parent.cmdline()):
+        return "accelerate launch --num_cpu_threads_per_process"
+    if "OMP_NUM_THREADS" in parent.environ():
+        return "OMP_NUM_THREADS set before accelerate launch"
+    return None
+
+
+def local_process_count(accelerator) -> int:
+    """Processes of this run on this machine (accelerate's launcher sets LOCAL_WORLD_SIZE)."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", accelerator.num_processes))
+
+
+def use_cpu_threads(requested: Optional[int], accelerator) -> Optional[ThreadChoice]:
+    """Set this process's intra-op threads for CPU training (`choose_cpu_threads`); None on an accelerator device."""
+    if accelerator.device.type != "cpu":
+        return None
+    choice = choose_cpu_threads(requested, local_process_count(accelerator))
+    torch.set_num_threads(choice.threads)
+    return choice
+
+
+def choose_cpu_threads(requested: Optional[int], local_processes: int = 1, env=None) -> ThreadChoice:
+    """Intra-op threads for CPU training.
+
+    An explicit choice wins: `--cpu_threads`, else `OMP_NUM_THREADS` set by the user. `accelerate launch` on a
+    machine without a GPU sets `OMP_NUM_THREADS=1` for the script unless told otherwise; that default is not a user
+    choice, so the run then uses the usable cores shared among the processes on this machine.
+    """
+    env = os.environ if env is None else env
+    if requested is not None:
+        return ThreadChoice(requested, "--cpu_threads")
+    auto = ThreadChoice(max(1, usable_cores() // max(1, local_processes)),
+                        f"{usable_cores()} usable cores / {local_processes} process(es) on this machine")
+    omp = env.get("OMP_NUM_THREADS")
+    if omp is None:
+        return auto
+    if ACCELERATE_LAUNCH_MARKER not in env:
+        return ThreadChoice(int(omp), "OMP_NUM_THREADS")
+    try:
+        user_choice = _launcher_set_by_user()
+    except Exception as err:  # the launcher process is gone or unreadable: keep what accelerate set
+        return ThreadChoice(int(omp), f"OMP_NUM_THREADS from accelerate launch (launcher unreadable: {err})")
+    return ThreadChoice(int(omp), user_choice) if user_choice else auto

@@ -1,0 +1,226 @@
+"""Budget-sized training: the plan of a run that is given minutes rather than epochs, the CPU threads a run uses,
+the presets built on them, and the errors a budget raises before any work."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DDPMPipeline
+
+from hf_sprites.pipelines import SpritePipeline
+from hf_sprites.training import main, parse_train_args
+from hf_sprites.training.builders import build_lr_scheduler, build_optimizer, build_run, load_source, make_accelerator
+from hf_sprites.training.config import TrainConfigError
+from hf_sprites.data import make_batches
+from hf_sprites.training.loop import measure_step_seconds
+from hf_sprites.training.plan import (PREVIEW_SHARE, choose_cpu_threads, plan_for_budget, plan_for_length,
+                                      resolve_mixed_precision, usable_cores)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+TINY = [
+    "--model", "context_unet", "--n_feat", "8", "--resolution", "8", "--train_batch_size", "8",
+    "--ddpm_num_inference_steps", "3", "--eval_batch_size", "4", "--logger", "none", "--logging_steps", "1",
+    "--seed", "0", "--save_model_epochs", "1000", "--cpu_threads", "1", "--in_channels", "3",
+]
+
+
+@pytest.fixture
+def sprite_folder(tmp_path) -> Path:
+    """The course's .npy layout: 48 generated 8x8 RGB sprites (a coloured square on white), 3 one-hot classes."""
+    rng = np.random.default_rng(0)
+    images = np.full((48, 8, 8, 3), 255, np.uint8)
+    classes = np.arange(48) % 3
+    for i, c in enumerate(classes):
+        x, y = rng.integers(0, 4, size=2)
+        images[i, y:y + 4, x:x + 4] = np.roll([220, 30, 30], c)
+    folder = tmp_path / "sprites"
+    folder.mkdir()
+    np.save(folder / "sprites_48_8x8.npy", images)
+    np.save(folder / "sprite_labels_nc_48_8x8.npy", np.eye(3, dtype=np.float32)[classes])
+    return folder
+
+
+# --- the plan --------------------------------------------------------------------------------------------------------
+
+
+def test_a_budget_plan_fills_what_is_left_after_set_up_and_previews():
+    plan = plan_for_budget(budget_s=100, elapsed_s=10, step_s=0.1, preview_s=2.0, steps_per_epoch=10)
+    previews = len(plan.preview_steps) * plan.preview_s
+    assert plan.total_steps * 0.1 + previews <= 0.95 * 90 + 1e-9 < (plan.total_steps + 1) * 0.1 + previews  # as many as fit
+    assert len(plan.preview_steps) == 3 and plan.num_epochs == 80
+    gaps = np.diff([0, *plan.preview_steps, plan.total_steps])
+    assert gaps.max() - gaps.min() <= 1  # spread evenly through the run
+
+
+def test_previews_take_at_most_their_share_of_the_budget():
+    for preview_s in (0.5, 3.0, 4.0, 9.0, 11.0):
+        plan = plan_for_budget(budget_s=100, elapsed_s=0, step_s=0.1, preview_s=preview_s, steps_per_epoch=10)
+        assert len(plan.preview_steps) * preview_s <= PREVIEW_SHARE * 100
+    assert plan.preview_steps == ()  # one preview would take 11 % of the budget
+
+
+def test_a_budget_that_leaves_no_step_is_refused():
+    with pytest.raises(ValueError, match="room for no training step.*--time_budget_minutes"):
+        plan_for_budget(budget_s=5, elapsed_s=6, step_s=0.1, preview_s=1.0, steps_per_epoch=10)
+
+
+def test_a_fixed_run_previews_at_the_end_of_every_nth_epoch():
+    plan = plan_for_length(6, 4, accumulation=1, max_train_steps=None, save_images_epochs=1)
+    assert (plan.total_steps, plan.preview_steps) == (24, (6, 12, 18))
+    assert plan_for_length(6, 4, accumulation=1, max_train_steps=None, save_images_epochs=10).preview_steps == ()
+
+
+def test_the_lr_schedule_warms_up_and_decays_over_exactly_the_planned_steps():
+    cfg = parse_train_args(["--lr_scheduler", "cosine", "--lr_warmup_ratio", "0.1", "--learning_rate", "1e-3"])
+    plan = plan_for_budget(budget_s=60, elapsed_s=0, step_s=0.05, preview_s=1.0, steps_per_epoch=7)
+    optimizer = build_optimizer(cfg, [torch.nn.Parameter(torch.zeros(1))])
+    schedule = build_lr_scheduler(cfg, optimizer, plan)
+    rates = []
+    for _ in range(plan.total_steps):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    warmup = round(0.1 * plan.total_steps)
+    assert rates.index(max(rates)) == warmup and max(rates) == pytest.approx(1e-3)
+    assert rates[-1] < 1e-3 * 1e-4 and optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_auto_precision_is_bf16_only_where_the_machine_computes_it():
+    native = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    if torch.cuda.is_available():
+        native = torch.cuda.is_bf16_supported()
+    assert resolve_mixed_precision("auto") == ("bf16" if native else "no")
+    assert resolve_mixed_precision("fp16") == "fp16"
+
+
+# --- threads ---------------------------------------------------------------------------------------------------------
+
+
+def test_an_explicit_thread_choice_wins_and_accelerates_default_does_not_count():
+    assert choose_cpu_threads(3, env={"OMP_NUM_THREADS": "1", "ACCELERATE_DYNAMO_BACKEND": "NO"}).threads == 3
+    assert choose_cpu_threads(None, env={"OMP_NUM_THREADS": "1"}).reason == "OMP_NUM_THREADS"
+    auto = choose_cpu_threads(None, local_processes=1, env={})
+    assert auto.threads == usable_cores() and "usable cores" in auto.reason
+    assert choose_cpu_threads(None, local_processes=2 * usable_cores(), env={}).threads == 1
+
+
+SHOW_THREADS = textwrap.dedent("""
+    from hf_sprites.training.plan import choose_cpu_threads
+    choice = choose_cpu_threads(None)
+    print("CHOICE", choice.threads, choice.reason)
+""")
+
+
+def _launch(tmp_path, launch_args=(), env=None) -> str:
+    script = tmp_path / "show_threads.py"
+    script.write_text(SHOW_THREADS)
+    base = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", *launch_args, str(script)],
+                         env={**base, **(env or {})}, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return next(line for line in out.stdout.splitlines() if line.startswith("CHOICE"))
+
+
+def test_under_accelerate_launch_the_run_uses_the_cores_unless_the_user_chose(tmp_path):
+    assert _launch(tmp_path).startswith(f"CHOICE {usable_cores()} ")
+    assert _launch(tmp_path, env={"OMP_NUM_THREADS": "1"}) == "CHOICE 1 OMP_NUM_THREADS set before accelerate launch"
+    assert _launch(tmp_path, ["--num_cpu_threads_per_process", "1"]) == (
+        "CHOICE 1 accelerate launch --num_cpu_threads_per_process")
+
+
+# --- budgeted runs ---------------------------------------------------------------------------------------------------
+
+
+def test_measuring_the_step_time_leaves_the_run_as_it_was(sprite_folder, tmp_path):
+    cfg = parse_train_args([*TINY, "--train_data_dir", str(sprite_folder), "--output_dir", str(tmp_path / "o"),
+                            "--max_train_steps", "10"])
+    accelerator = make_accelerator(cfg)
+    source = load_source(cfg)
+    run = build_run(cfg, accelerator, source, make_batches(cfg, source, accelerator, 3), 3)
+    before = {k: v.clone() for k, v in run.unet.state_dict().items()}
+    data_before, optimizer_before = run.batches.state_dict(), str(run.optimizer.state_dict())
+    rng_before = torch.random.get_rng_state()
+    assert measure_step_seconds(run) > 0
+    after = run.unet.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # weights and BatchNorm statistics
+    assert run.batches.state_dict() == data_before and str(run.optimizer.state_dict()) == optimizer_before
+    assert torch.equal(torch.random.get_rng_state(), rng_before)
+
+
+def test_a_budgeted_run_plans_its_steps_and_ends_with_a_loadable_pipeline(sprite_folder, tmp_path):
+    out = tmp_path / "budget"
+    main([*TINY, "--train_data_dir", str(sprite_folder), "--output_dir", str(out), "--time_budget_minutes", "0.3",
+          "--lr_scheduler", "cosine", "--lr_warmup_ratio", "0.1", "--preview_sampler", "ddim",
+          "--checkpointing_steps", "100000"])
+    state = json.loads((out / "trainer_state.json").read_text())
+    plan = state["plan"]
+    assert plan["budget_s"] == pytest.approx(18.0) and plan["step_s"] > 0 and plan["total_steps"] >= 1
+    assert state["global_step"] == (state["stopped_by_budget_at"] or plan["total_steps"])
+    assert state["cpu_threads"] == {"threads": 1, "reason": "--cpu_threads"}
+    written = sorted(p.name for p in (out / "samples").glob("step-*.png")) if (out / "samples").exists() else []
+    expected = [f"step-{s:06d}{suffix}.png" for s in plan["preview_steps"] if s <= state["global_step"]
+                for suffix in ("", "-ema")]
+    assert written == sorted(expected)
+    pipe = SpritePipeline.from_pretrained(out)
+    assert pipe(class_labels=[0, 2], num_inference_steps=2, output_type="np").images.shape == (2, 8, 8, 3)
+
+
+def test_a_resumed_budgeted_run_keeps_the_plan_it_started_with(sprite_folder, tmp_path):
+    out = tmp_path / "budget"
+    args = [*TINY, "--train_data_dir", str(sprite_folder), "--output_dir", str(out), "--time_budget_minutes", "0.2",
+            "--checkpointing_steps", "2", "--no-conditional"]
+    main(args)
+    first = json.loads((out / "trainer_state.json").read_text())["plan"]
+    main([*args, "--resume_from_checkpoint", str(out / "checkpoint-2")])
+    assert json.loads((out / "trainer_state.json").read_text())["plan"] == first
+    assert type(DDPMPipeline.from_pretrained(out).unet).__name__ == "ContextUnet"
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--time_budget_minutes", "0"], "--time_budget_minutes must be positive"),
+    (["--time_budget_minutes", "-2"], "--time_budget_minutes must be positive"),
+    (["--time_budget_minutes", "5", "--max_train_steps", "50"], "give either --max_train_steps or --time_budget"),
+    (["--lr_warmup_ratio", "1.5"], "--lr_warmup_ratio is a share"),
+    (["--cpu_threads", "0"], "--cpu_threads must be at least 1"),
+    (["--model", "basic_unet", "--no-conditional", "--snr_gamma", "5"], "--snr_gamma weighs the loss"),
+])
+def test_bad_budget_settings_fail_before_anything_is_written(tmp_path, flags, message):
+    out = tmp_path / "never"
+    with pytest.raises(TrainConfigError, match=message):
+        main([*TINY, "--output_dir", str(out), *flags])
+    assert not out.exists()
+
+
+def test_a_budget_too_small_for_one_step_fails_before_anything_is_written(sprite_folder, tmp_path):
+    out = tmp_path / "never"
+    with pytest.raises(ValueError, match="room for no training step"):
+        main([*TINY, "--train_data_dir", str(sprite_folder), "--output_dir", str(out), "--time_budget_minutes",
+              "0.0001"])
+    assert not out.exists()
+
+
+def test_a_flag_length_replaces_the_presets_budget_with_a_log_line(caplog):
+    with caplog.at_level(logging.WARNING, logger="hf_sprites.training.config"):
+        cfg = parse_train_args(["--preset", "sprites_context_fast", "--max_train_steps", "50"])
+    assert (cfg.max_train_steps, cfg.time_budget_minutes) == (50, None)
+    assert "Preset 'sprites_context_fast' sets time_budget_minutes=10" in caplog.text
+
+
+def test_the_fast_presets_are_the_course_models_spending_minutes_differently():
+    fast, course = parse_train_args(["--preset", "sprites_context_fast"]), parse_train_args(["--preset", "sprites_context"])
+    same = ("model", "n_feat", "resolution", "in_channels", "conditional", "cond_drop_prob", "ddpm_beta_schedule",
+            "ddpm_num_steps", "prediction_type")
+    assert [getattr(fast, k) for k in same] == [getattr(course, k) for k in same]
+    assert fast.time_budget_minutes == 10 and fast.lr_warmup_ratio and fast.mixed_precision == "auto"
+    plain = parse_train_args(["--preset", "sprites_fast"])
+    assert not plain.conditional and plain.time_budget_minutes == 10 and plain.model == "context_unet"
