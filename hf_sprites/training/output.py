@@ -248,7 +248,7 @@ def write_card(cfg, source, *, sample_image: Optional[Path]) -> Optional[Path]:
     return write_model_card(
         cfg.output_dir,
         repo_id=cfg.hub_model_id,
-        dataset_name=cfg.dataset_name or cfg.train_data_dir or "scikit-learn digits (embedded)",  # local: no path
+        dataset_name=cfg.dataset_name or cfg.train_data_dir or source.source,  # the card names local data, no path
         hyperparameters=card_hyperparameters(cfg),
         sample_image=None if sample_image is None else Path(sample_image).resolve(),
         conditional=cfg.conditional,
