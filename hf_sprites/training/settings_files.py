@@ -75,7 +75,8 @@ def checked_value(name: str, kind, value, what: str = "the settings"):
     if origin is tuple:
         return _checked_tuple(name, args, value, what)
     expected = tuple({type(arg) for arg in args}) if origin is Literal else _PLAIN_TYPES.get(kind, (object,))
-    if (isinstance(value, bool) and bool not in expected) or not isinstance(value, expected):
+    wrong_type = (isinstance(value, bool) and bool not in expected) or not isinstance(value, expected)
+    if wrong_type or (origin is Literal and value not in args):
         raise ValueError(f"{what}: {name} must be {_kind_name(kind)}, got {value!r}")
     return float(value) if kind is float else value
 
