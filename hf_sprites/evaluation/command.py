@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from ..atomic import atomic_write_text
 from ..data.formats import DIGITS_DESCRIPTION
-from ..hub.card import record_evaluation, stored_card_inputs
+from ..hub.card import record_evaluation, require_card
 from .domain_classifier import ClassifierRecipe
 from .evaluate import evaluate
 
@@ -80,7 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
     """Parse `argv` (None: the process arguments), evaluate, print and return the result dict."""
     args = build_parser().parse_args(argv)
     if args.update_card:
-        check_card(args.pipeline)
+        require_card(args.pipeline)  # before any sampling
     recipe = ClassifierRecipe(epochs=args.classifier_epochs, feature_dim=args.feature_dim, seed=args.classifier_seed)
     result = evaluate(
         args.pipeline, reference=_reference(args), split=args.split, num_samples=args.num_samples,
@@ -97,10 +96,3 @@ def main(argv: list[str] | None = None) -> dict:
     if args.update_card:
         record_evaluation(args.pipeline, result, _reference(args) or DIGITS_DESCRIPTION)
     return result
-
-
-def check_card(folder: str) -> None:
-    """`--update_card` needs a pipeline folder with an hf_sprites card; checked before any sampling."""
-    if not Path(folder).is_dir() or stored_card_inputs(folder) is None:
-        raise FileNotFoundError(f"--update_card: {folder} is not a folder with an hf_sprites model card (README.md and "
-                                "training_config.json, written by hf-sprites train); drop --update_card")

@@ -36,7 +36,7 @@ _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
 _UNET_SETTINGS = ("sample_size", "in_channels", "n_feat", "block_out_channels", "n_cfeat", "num_class_embeds")
 _SCHEDULER_SETTINGS = ("num_train_timesteps", "beta_schedule", "prediction_type", "noise_distribution")
 
-__all__ = ["is_repo_id", "refresh_model_card", "record_evaluation", "write_model_card"]
+__all__ = ["is_repo_id", "record_evaluation", "refresh_model_card", "require_card", "write_model_card"]
 
 
 def template_path() -> Path:
@@ -279,7 +279,12 @@ def record_evaluation(folder: str | os.PathLike, result: dict, dataset: str | No
     The scores go into the card's `model-index` and an evaluation table, named by the features they were measured
     with; the folder must hold an hf_sprites card (train or convert it with hf_sprites first).
     """
-    if stored_card_inputs(folder) is None:
-        raise FileNotFoundError(f"{folder} has no hf_sprites model card ({Path(folder) / 'training_config.json'} is "
-                                "missing), so there is no card to add the scores to; drop --update_card")
+    require_card(folder)
     return refresh_model_card(folder, evaluation=evaluation_record(result, dataset))
+
+
+def require_card(folder: str | os.PathLike) -> None:
+    """Raise `FileNotFoundError` unless `folder` holds an hf_sprites model card to add to."""
+    if not Path(folder).is_dir() or stored_card_inputs(folder) is None:
+        raise FileNotFoundError(f"{folder} is not a folder with an hf_sprites model card (README.md and "
+                                "training_config.json, as hf-sprites train writes them); drop --update_card")

@@ -36,7 +36,7 @@ _LICENSE_ID = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
 METRICS = (  # (result key, model-index metric type, what the card calls it)
     ("fid", "fid", "FID"),
     ("kid_mean", "kid", "KID"),
-    ("class_accuracy", "accuracy", "class accuracy"),
+    ("class_accuracy", "accuracy", "class accuracy"),  # the mean over classes of balanced conditional samples
 )
 
 
@@ -157,6 +157,9 @@ def evaluation_record(result: dict, dataset: str | None) -> dict:
     keys = ("fid", "kid_mean", "kid_std", "class_accuracy", "num_samples", "num_inference_steps", "sampler", "seed",
             "features", "feature_dim", "split", "num_reference", "guidance_scale")
     record = {key: result[key] for key in keys if result.get(key) is not None}
+    if isinstance(record.get("class_accuracy"), dict):  # evaluate's {"mean", "per_class", "overall"}
+        record["class_accuracy_per_class"] = record["class_accuracy"].get("per_class")
+        record["class_accuracy"] = record["class_accuracy"]["mean"]
     return {**record, "dataset": dataset_label(dataset)}
 
 
