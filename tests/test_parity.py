@@ -57,6 +57,8 @@ BAD_MODEL_CONFIGS = {
                "num_class_embeds but this run trains without labels"),
     "does not build": (lambda tmp: write_json(tmp / "b.json", {**UNET, "up_block_types": ["UpBlock2D"]}), [],
                        "does not build a UNet2DModel"),
+    "too many halvings": (lambda tmp: write_json(tmp / "h.json", {"_class_name": "UNet2DModel"}),
+                          ["--resolution", "12"], "4 blocks halves the image 3 times"),  # the class default: 4
     "not unet2d": (lambda tmp: write_json(tmp / "c.json", UNET), ["--model", "context_unet"], "add --model unet2d"),
 }
 

@@ -36,7 +36,7 @@ from typing import Literal, Optional
 
 from .settings_files import read_settings, unwrap_optional
 from .trackers import Tracker, tracker_problem
-from .unet_config import load_model_config
+from .unet_config import block_count, load_model_config
 
 logger = logging.getLogger(__name__)
 
@@ -369,7 +369,7 @@ def check_model_shape(cfg) -> None:
     if cfg.model != "unet2d":
         return
     if cfg.model_config_name_or_path:  # the JSON's own blocks; the UNet2DModel constructor checks the rest
-        blocks = len(load_model_config(cfg.model_config_name_or_path).get("block_out_channels") or (0, 0))
+        blocks = block_count(cfg.model_config_name_or_path)
     elif len(cfg.down_block_types) != blocks or len(cfg.up_block_types) != blocks:
         _fail(f"--block_out_channels has {blocks} entries but --down_block_types has {len(cfg.down_block_types)} and "
               f"--up_block_types {len(cfg.up_block_types)}; give one block type per channel entry")

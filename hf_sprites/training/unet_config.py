@@ -41,6 +41,14 @@ def load_model_config(name_or_path: str) -> dict:
     return values
 
 
+def block_count(name_or_path: str) -> int:
+    """How many resolution levels the file's UNet2DModel has (its `block_out_channels`, or the class default)."""
+    from diffusers import UNet2DModel
+
+    default = inspect.signature(UNet2DModel.__init__).parameters["block_out_channels"].default
+    return len(load_model_config(name_or_path).get("block_out_channels") or default)
+
+
 def build_from_config(name_or_path: str, image_size: dict, num_classes):
     """A fresh UNet2DModel from the file, with the run's size, channels and classes filled in."""
     from diffusers import UNet2DModel
