@@ -91,7 +91,7 @@ FLAGS = [
     ('resume_from_checkpoint', ('--resume_from_checkpoint',), 'str', None, None, '_StoreAction', None),
     ('logger', ('--logger', '--report_to'), None, ('tensorboard', 'wandb', 'trackio', 'comet_ml', 'mlflow', 'aim',
                                                    'clearml', 'dvclive', 'swanlab', 'all', 'none'), '+',
-     '_StoreAction', None),  # issue 9: one or more of accelerate's trackers
+     '_StoreAction', 'TRACKER'),  # issue 9: one or more of accelerate's trackers
     ('logging_dir', ('--logging_dir',), 'str', None, None, '_StoreAction', None),
     ('push_to_hub', ('--push_to_hub', '--no-push_to_hub'), None, None, 0, 'BooleanOptionalAction', None),
     ('hub_model_id', ('--hub_model_id',), 'str', None, None, '_StoreAction', None),

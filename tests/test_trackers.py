@@ -107,3 +107,13 @@ def test_a_settings_file_may_name_trackers_by_the_alias(tmp_path):
     settings.write_text("report_to: [tensorboard, nope]\n")
     with pytest.raises(TrainConfigError, match=r"mine.yaml: logger must be one of tensorboard, .*, got 'nope'"):
         parse_train_args(["--config", str(settings)])
+
+
+def test_the_tracker_choices_are_accelerates_own():
+    import typing
+
+    from accelerate.utils import LoggerType
+
+    from hf_sprites.training.trackers import Tracker
+
+    assert set(typing.get_args(Tracker)) == {str(kind.value) for kind in LoggerType} | {"none"}

@@ -147,8 +147,9 @@ class TrainConfig:
     checkpointing_steps: Optional[int] = flag(500, "a resumable checkpoint every N optimizer steps")
     checkpoints_total_limit: Optional[int] = flag(None, "keep only the newest N checkpoints")
     resume_from_checkpoint: Optional[str] = flag(None, "'latest' or a checkpoint folder")
-    logger: tuple[Tracker, ...] = flag(("tensorboard",), "experiment trackers (installed ones; 'all': every installed "
-                                       "one; 'none')", aliases=("--report_to",))  # issue 9: several, any of accelerate's
+    logger: tuple[Tracker, ...] = flag(  # issue 9: one or more of accelerate's trackers
+        ("tensorboard",), f"experiment trackers: {', '.join(typing.get_args(Tracker))} (all: every installed one)",
+        aliases=("--report_to",), metavar="TRACKER")
     logging_dir: str = flag("logs", "relative to output_dir")
     logging_steps: int = flag(10, "log the loss every N optimizer steps")
     # sharing
