@@ -83,6 +83,7 @@ def _add_push(p: argparse.ArgumentParser) -> None:
     p.add_argument("--private", action="store_true", help="create the repo as private")
     p.add_argument("--revision", help="branch to push to (created when missing)")
     p.add_argument("--commit_message", help="commit message (default: 'Upload <pipeline> with hf_sprites')")
+    p.add_argument("--license", help="Hub license id for the card (default: the card's own, else apache-2.0)")
     p.add_argument("--with_demo", action="store_true", help="also upload app.py + requirements.txt so the repo runs as a "
                    "Gradio Space (needs the demo extra)")  # fmt: skip
 
@@ -146,7 +147,7 @@ def run_push(args: argparse.Namespace) -> str:
 
     commit = push_folder(
         args.folder, args.repo_id, token=args.token, private=args.private, revision=args.revision,
-        commit_message=args.commit_message, with_demo=args.with_demo,
+        commit_message=args.commit_message, with_demo=args.with_demo, license=args.license,
     )  # fmt: skip
     return getattr(commit, "commit_url", None) or f"https://huggingface.co/{args.repo_id}"
 

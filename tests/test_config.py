@@ -17,6 +17,7 @@ FLAGS = [
     # (dest, option strings, type, choices, nargs, action, metavar)
     ('help', ('-h', '--help'), None, None, 0, '_HelpAction', None),
     ('preset', ('--preset',), 'str', None, None, '_StoreAction', None),
+    ('config', ('--config',), 'str', None, None, '_StoreAction', 'FILE.yaml'),  # issue 9
     ('dataset_name', ('--dataset_name',), 'str', None, None, '_StoreAction', None),
     ('dataset_config_name', ('--dataset_config_name',), 'str', None, None, '_StoreAction', None),
     ('train_data_dir', ('--train_data_dir',), 'str', None, None, '_StoreAction', None),
@@ -34,6 +35,7 @@ FLAGS = [
     ('cache_on_device', ('--cache_on_device',), None, ('auto', 'always', 'never'), None, '_StoreAction', None),
     ('dataloader_num_workers', ('--dataloader_num_workers',), 'int', None, None, '_StoreAction', None),
     ('model', ('--model',), None, ('context_unet', 'basic_unet', 'unet2d'), None, '_StoreAction', None),
+    ('model_config_name_or_path', ('--model_config_name_or_path',), 'str', None, None, '_StoreAction', None),
     ('n_feat', ('--n_feat',), 'int', None, None, '_StoreAction', None),
     ('n_cfeat', ('--n_cfeat',), 'int', None, None, '_StoreAction', None),
     ('block_out_channels', ('--block_out_channels',), 'int', None, '+', '_StoreAction', None),
@@ -87,12 +89,15 @@ FLAGS = [
     ('logging_steps', ('--logging_steps',), 'int', None, None, '_StoreAction', None),
     ('save_gif', ('--save_gif', '--no-save_gif'), None, None, 0, 'BooleanOptionalAction', None),
     ('resume_from_checkpoint', ('--resume_from_checkpoint',), 'str', None, None, '_StoreAction', None),
-    ('logger', ('--logger',), None, ('tensorboard', 'none'), None, '_StoreAction', None),
+    ('logger', ('--logger', '--report_to'), None, ('tensorboard', 'wandb', 'trackio', 'comet_ml', 'mlflow', 'aim',
+                                                   'clearml', 'dvclive', 'swanlab', 'all', 'none'), '+',
+     '_StoreAction', 'TRACKER'),  # issue 9: one or more of accelerate's trackers
     ('logging_dir', ('--logging_dir',), 'str', None, None, '_StoreAction', None),
     ('push_to_hub', ('--push_to_hub', '--no-push_to_hub'), None, None, 0, 'BooleanOptionalAction', None),
     ('hub_model_id', ('--hub_model_id',), 'str', None, None, '_StoreAction', None),
     ('hub_token', ('--hub_token',), 'str', None, None, '_StoreAction', None),
     ('hub_private_repo', ('--hub_private_repo', '--no-hub_private_repo'), None, None, 0, 'BooleanOptionalAction', None),
+    ('license', ('--license',), 'str', None, None, '_StoreAction', None),
 ]
 DEFAULTS = {
     'dataset_name': None,
@@ -158,13 +163,16 @@ DEFAULTS = {
     'checkpointing_steps': 500,
     'checkpoints_total_limit': None,
     'resume_from_checkpoint': None,
-    'logger': 'tensorboard',
+    'logger': ('tensorboard',),
+    'license': 'apache-2.0',
     'logging_dir': 'logs',
     'logging_steps': 10,
     'push_to_hub': False,
     'hub_model_id': None,
     'hub_private_repo': False,
     'preset': None,
+    'config': None,
+    'model_config_name_or_path': None,
 }
 
 

@@ -184,7 +184,7 @@ def test_conditional_run_saves_a_sprite_pipeline_with_a_card(sprite_arrays, tmp_
     card = ModelCard.load(out / "README.md")
     assert card.data.library_name == "diffusers" and "diffusion-models-class" in card.data.tags
     assert "SpritePipeline.from_pretrained" in card.text
-    assert card.data.to_dict()["hf_sprites"]["hyperparameters"]["cond_drop_prob"] == 0.1
+    assert json.loads((out / "training_config.json").read_text())["hyperparameters"]["cond_drop_prob"] == 0.1
     snippet = card.text.split("```python\n", 1)[1].split("```", 1)[0]
     result = run_python(snippet + "\nimport json, os\nprint(json.dumps({'saved': os.path.isfile('sample.png')}))\n",
                         cwd=tmp_path, env=QUIET_OMP)

@@ -13,7 +13,8 @@ Two subclasses differ only in how a batch of item indices becomes tensors:
   batch is one index operation, with no per-item Python in the hot loop. For data that fits
   `DEVICE_CACHE_MAX_BYTES` (2 GiB of float32).
 - `ItemBatches`: an `ItemDataset` (read + transform one image at a time) through a `DataLoader`, for
-  larger data.
+  larger data, and for non-square images under a random crop: the place of each item's crop is drawn per
+  epoch from its own seeded generator (`epoch_crops`), so it too is the same on resume.
 
 Given the same seed and data they yield the same items, flips and labels. Labels come as the data holds
 them: class indices int64 `(B,)` or float label vectors `(B, K)`, or None for unlabelled data.
@@ -26,6 +27,7 @@ Example:
     (17, torch.Size([100, 1, 8, 8]), 1)
 """
 
+import logging
 import math
 import zlib
 from abc import ABC, abstractmethod
@@ -34,9 +36,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .image_source import DataError, ImageSource, check_images, read_image
-from .transforms import make_transform, to_tensors
+from .transforms import CropRoomError, make_transform, to_tensors
+
+logger = logging.getLogger(__name__)
 
 DEVICE_CACHE_MAX_BYTES = 2 * 1024**3
+CROP_STREAM = 2**32  # crop places come from generators seeded apart from the epoch order's
 
 
 def fits_device_cache(num_items: int, channels: int, resolution: int, max_bytes: int = DEVICE_CACHE_MAX_BYTES) -> bool:
@@ -55,6 +60,17 @@ def epoch_plan(num_items: int, seed: int, epoch: int) -> tuple[torch.Tensor, tor
     generator = torch.Generator().manual_seed(seed + epoch)
     order = torch.randperm(num_items, generator=generator)
     return order, torch.rand(num_items, generator=generator) < 0.5
+
+
+def epoch_crops(num_items: int, seed: int, epoch: int) -> torch.Tensor:
+    """`(num_items, 2)` crop places (top, left fractions) of one epoch, by item, from their own seeded generator.
+
+    Example:
+        >>> epoch_crops(3, seed=0, epoch=1).shape
+        torch.Size([3, 2])
+    """
+    generator = torch.Generator().manual_seed(CROP_STREAM + seed + epoch)
+    return torch.rand(num_items, 2, generator=generator)
 
 
 def shard(tensor: torch.Tensor, process_index: int, num_processes: int) -> torch.Tensor:
@@ -212,8 +228,11 @@ class ItemDataset(Dataset):
     def __len__(self) -> int:
         return self.count
 
-    def __getitem__(self, index: int):
-        image = self.transform(read_image(self.source, index))
+    def __getitem__(self, index):
+        """Item `index`, or `(index, top, left)`: the item with its random crop cut at those fractions."""
+        index, crop_at = (index[0], index[1:]) if isinstance(index, tuple) else (index, None)
+        image = read_image(self.source, index)
+        image = self.transform(image) if crop_at is None else self.transform(image, crop_at=crop_at)
         label = None if self.source.labels is None else torch.as_tensor(self.source.labels[index])
         return image, label
 
@@ -230,7 +249,7 @@ class ItemBatches(Batches):
 
     def __init__(self, dataset, batch_size, seed, random_flip=False, drop_last=True, device=None, *,
                  num_processes=1, process_index=0, num_workers=0):
-        self.dataset, self.num_workers = dataset, num_workers
+        self.dataset, self.num_workers, self._crops = dataset, num_workers, None
         super().__init__(batch_size, seed, random_flip=random_flip, drop_last=drop_last, device=device,
                          num_processes=num_processes, process_index=process_index)
 
@@ -241,8 +260,16 @@ class ItemBatches(Batches):
     def _item(self, index: int):
         return self.dataset[index]
 
+    def process_plan(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """`Batches.process_plan`; also draws the epoch's crop places when the transform crops at random."""
+        random_crop = getattr(self.dataset.transform, "random_crop", False)
+        self._crops = epoch_crops(self.num_items, self.seed, epoch) if random_crop else None
+        return super().process_plan(epoch)
+
     def _load(self, order: torch.Tensor):
         batches = [index.tolist() for index in order.split(self.batch_size)]
+        if self._crops is not None:
+            batches = [[(i, *self._crops[i].tolist()) for i in batch] for batch in batches]
         # its own generator: creating the loader leaves the global RNG (training noise) untouched
         loader = DataLoader(self.dataset, batch_sampler=batches, num_workers=self.num_workers,
                             collate_fn=ItemDataset.collate, generator=torch.Generator().manual_seed(self.seed))
@@ -264,8 +291,13 @@ def make_batches(cfg, source: ImageSource, accelerator, channels: int) -> Batche
                "device": accelerator.device, "num_processes": accelerator.num_processes,
                "process_index": accelerator.process_index}
     if _on_device(cfg.cache_on_device, num_items, channels, cfg.resolution):
-        images, labels = to_tensors(source, transform, max_items=num_items)
-        return DeviceBatcher(images, labels, **options)
+        try:
+            images, labels = to_tensors(source, transform, max_items=num_items)
+            return DeviceBatcher(images, labels, **options)
+        except CropRoomError as err:
+            if cfg.cache_on_device == "always":
+                raise DataError(f"--cache_on_device always cannot hold randomly cropped images: {err}") from None
+            logger.info("Loading the images one by one: %s", err)
     check_images(source, num_items)
     return ItemBatches(ItemDataset(source, transform, num_items), num_workers=cfg.dataloader_num_workers, **options)
 

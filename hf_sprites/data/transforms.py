@@ -1,11 +1,14 @@
 """Image preprocessing: PIL image → float tensor `(C, H, W)` in [-1, 1] (torchvision), one image or a whole source.
 
 Steps: composite transparency onto a background colour, convert to the model's channel count (1 = L,
-3 = RGB), resize (NEAREST keeps pixel-art palettes exact; bilinear for photos), optionally centre-crop,
+3 = RGB), resize (NEAREST keeps pixel-art palettes exact; bilinear for photos), optionally crop,
 optionally flip, `ToTensor`, `Normalize(0.5, 0.5)`.
 
-Without `center_crop` the image is resized straight to `resolution x resolution` (square images, the
-usual case here, are not distorted); with it the shorter side is resized and the centre cut out.
+Three ways to make a square: by default the image is resized straight to `resolution x resolution`; with
+`center_crop` the shorter side is resized and the centre cut out; with `random_crop` (training without
+`--center_crop`, as diffusers' `train_unconditional.py` does) the shorter side is resized and the square
+cut where the caller says (`crop_at`, fractions of the free room; the training batches draw it per item and
+epoch, seeded and resumable). Square images come out the same all three ways.
 `to_tensors` preprocesses a whole `ImageSource` in one pass (array-backed sources skip PIL where the
 result is the same), for the on-device batches of `hf_sprites.data.batching`.
 
@@ -72,23 +75,32 @@ class ImageTransform:
         random_flip=False,
         interpolation="nearest",
         background=(255, 255, 255),
+        random_crop=False,
     ):
         _check_arguments(resolution, channels, interpolation)
         self.resolution, self.channels = resolution, channels
         self.center_crop, self.random_flip, self.interpolation = center_crop, random_flip, interpolation
+        self.random_crop = random_crop and not center_crop
         self.background = parse_background(background)
         self.pipeline = transforms.Compose(self._steps())
 
     def _steps(self) -> list:
         mode = INTERPOLATIONS[self.interpolation]
-        size = self.resolution if self.center_crop else (self.resolution, self.resolution)
+        size = self.resolution if self.center_crop or self.random_crop else (self.resolution, self.resolution)
         steps = [ToChannels(self.channels, self.background), transforms.Resize(size, interpolation=mode)]
         steps += [transforms.CenterCrop(self.resolution)] if self.center_crop else []
         steps += [transforms.RandomHorizontalFlip()] if self.random_flip else []
         return steps + [transforms.ToTensor(), transforms.Normalize([0.5], [0.5])]
 
-    def __call__(self, image: Image.Image) -> torch.Tensor:
-        return self.pipeline(image)
+    def __call__(self, image: Image.Image, crop_at=None) -> torch.Tensor:
+        """The image as a tensor; with `random_crop`, cut at `crop_at` = (top, left) fractions (default: centre)."""
+        tensor = self.pipeline(image)
+        return crop(tensor, self.resolution, crop_at) if self.random_crop else tensor
+
+    def whole(self, image: Image.Image) -> torch.Tensor | None:
+        """The image as the one tensor every crop of it gives, or None when a random crop has room to move."""
+        tensor = self.pipeline(image)
+        return None if tuple(tensor.shape[-2:]) != (self.resolution, self.resolution) else tensor
 
     @property
     def deterministic(self) -> bool:
@@ -114,8 +126,21 @@ class ImageTransform:
         return f"ImageTransform({self.pipeline})"
 
 
+def crop(tensor: torch.Tensor, size: int, crop_at=None) -> torch.Tensor:
+    """A `size x size` cut of `tensor (..., H, W)`, `crop_at` = (top, left) fractions of the free room in [0, 1].
+
+    >>> crop(torch.arange(12.0).view(1, 3, 4), 3, (0.0, 1.0)).tolist()
+    [[[1.0, 2.0, 3.0], [5.0, 6.0, 7.0], [9.0, 10.0, 11.0]]]
+    """
+    height, width = tensor.shape[-2:]
+    top_share, left_share = (0.5, 0.5) if crop_at is None else crop_at
+    top, left = round(float(top_share) * (height - size)), round(float(left_share) * (width - size))
+    return tensor[..., top:top + size, left:left + size]
+
+
 def build_transform(
-    resolution, channels, center_crop=False, random_flip=False, interpolation="nearest", background=(255, 255, 255)
+    resolution, channels, center_crop=False, random_flip=False, interpolation="nearest", background=(255, 255, 255),
+    random_crop=False,
 ) -> ImageTransform:
     """Return a callable PIL image → float tensor `(channels, resolution, resolution)` in [-1, 1].
 
@@ -127,12 +152,14 @@ def build_transform(
             batches flip by their own seeded, resumable decision (`hf_sprites.data.batching`).
         interpolation: "nearest" (pixel art: keeps the palette) or "bilinear".
         background: RGB tuple or colour name that transparent pixels become.
+        random_crop: resize the shorter side, then cut the square at the call's `crop_at` (ignored with center_crop).
     """
-    return ImageTransform(resolution, channels, center_crop, random_flip, interpolation, background)
+    return ImageTransform(resolution, channels, center_crop, random_flip, interpolation, background, random_crop)
 
 
 def make_transform(cfg, channels: int) -> ImageTransform:
-    """The deterministic preprocessing a training run's flags ask for; flips happen per batch.
+    """The preprocessing a training run's flags ask for: a random crop unless `center_crop` (as diffusers'
+    `train_unconditional.py`); crop places and flips are drawn per batch (`hf_sprites.data.batching`).
 
     `cfg` is any object with the data flags `resolution`, `center_crop`, `interpolation` and `background`
     (`hf_sprites.training.TrainConfig` is one).
@@ -143,6 +170,7 @@ def make_transform(cfg, channels: int) -> ImageTransform:
         center_crop=cfg.center_crop,
         interpolation=cfg.interpolation,
         background=tuple(cfg.background),
+        random_crop=not cfg.center_crop,
     )
 
 
@@ -202,10 +230,17 @@ def to_tensors(source: ImageSource, transform, max_items: int | None = None):
     return images, labels
 
 
+class CropRoomError(DataError):
+    """A random crop would cut a non-square image, so one preprocessed tensor per image cannot stand for it."""
+
+
 def _transform_each(source: ImageSource, transform, count: int) -> torch.Tensor:
     images = None
     for index, image in iter_images(source, count):
-        tensor = transform(image)
+        tensor = transform.whole(image) if getattr(transform, "random_crop", False) else transform(image)
+        if tensor is None:
+            raise CropRoomError(f"image {index} of {source.source} is not square, so a random crop can land in more "
+                                "than one place; load per item (--cache_on_device auto/never) or use --center_crop")
         if images is None:
             images = torch.empty((count, *tensor.shape), dtype=tensor.dtype)
         images[index] = tensor

@@ -13,6 +13,8 @@ import argparse
 import json
 
 from ..atomic import atomic_write_text
+from ..data.formats import DIGITS_DESCRIPTION
+from ..hub.card import record_evaluation, require_card
 from .domain_classifier import ClassifierRecipe
 from .evaluate import evaluate
 
@@ -21,6 +23,7 @@ EXAMPLE = """example:
       --num_samples 1000 --sampler ddim --num_inference_steps 25 --seed 0 --output_file eval.json
 
 Prints one JSON object (fid, kid_mean, kid_std, class_accuracy for conditional pipelines, settings).
+With --update_card the scores also go into the folder's model card (model-index, named by the features).
 Domain features need no download: a small classifier is trained on the reference split's labels
 and cached under $HF_HOME/hf_sprites (or ~/.cache/hf_sprites)."""
 
@@ -61,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     metric.add_argument("--kid_subsets", type=int, default=100)
     metric.add_argument("--kid_subset_size", type=int, default=1000)
     parser.add_argument("--output_file", default=None, help="also write the JSON result here (atomic)")
+    parser.add_argument("--update_card", action="store_true",
+                        help="add the scores to the folder's model card (model-index) and its training_config.json")
     return parser
 
 
@@ -73,6 +78,8 @@ def _reference(args) -> str | None:
 def main(argv: list[str] | None = None) -> dict:
     """Parse `argv` (None: the process arguments), evaluate, print and return the result dict."""
     args = build_parser().parse_args(argv)
+    if args.update_card:
+        require_card(args.pipeline)  # before any sampling
     recipe = ClassifierRecipe(epochs=args.classifier_epochs, feature_dim=args.feature_dim, seed=args.classifier_seed)
     result = evaluate(
         args.pipeline, reference=_reference(args), split=args.split, num_samples=args.num_samples,
@@ -86,4 +93,6 @@ def main(argv: list[str] | None = None) -> dict:
     print(json.dumps(result))
     if args.output_file:
         atomic_write_text(args.output_file, json.dumps(result, indent=2))
+    if args.update_card:
+        record_evaluation(args.pipeline, result, _reference(args) or DIGITS_DESCRIPTION)
     return result

@@ -1,8 +1,11 @@
 # Copyright 2026 The hf_sprites authors. Licensed under the Apache License, Version 2.0.
 """Model cards for pipeline folders: `model_card_template.md` rendered through huggingface_hub's `ModelCard`.
 
-The inputs of a rendering are kept in the card's YAML metadata under `hf_sprites`, so `hf-sprites push` can render
-the card again for the repository it uploads to (the usage snippet names the repository).
+The front matter holds Hub metadata only (library, license, tags, datasets, widget, model-index); the inputs of a
+rendering are kept beside the card in `training_config.json` (`card_data`), so `hf-sprites push` can render the card
+again for the repository it uploads to (the usage snippet names the repository) and `hf-sprites evaluate
+--update_card` can add its scores. The usage snippet matches the folder: a folder of diffusers classes only loads with
+plain diffusers; one with hf_sprites classes needs the package locally and remote code from the Hub.
 """
 
 from __future__ import annotations
@@ -10,28 +13,30 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from pathlib import Path
 from typing import Any, Iterable
 
 import diffusers
 from huggingface_hub import ModelCard, ModelCardData
-from huggingface_hub.utils import HFValidationError, validate_repo_id
+from huggingface_hub.utils import validate_repo_id
 
 from ..atomic import atomic_copy, atomic_write_text
+from .card_data import (check_license, dataset_label, dataset_text, eval_results, evaluation_record, evaluation_rows,
+                        evaluator_name, hub_dataset, is_repo_id, read_record, safe_hyperparameters, widget,
+                        write_record)
 from .remote_code import code_file_names
 
 logger = logging.getLogger(__name__)
 
 BASE_TAGS = ("pytorch", "diffusers", "unconditional-image-generation", "diffusion-models-class", "hf-sprites")
 CONDITIONAL_TAGS = ("class-conditional", "classifier-free-guidance")
-CARD_KEY = "hf_sprites"  # metadata key holding the rendering inputs
+DEFAULT_LICENSE = "apache-2.0"
 
-_SECRET_KEY = re.compile(r"token|secret|password|passwd|api_?key|credential", re.IGNORECASE)
-_TOKEN_VALUE = re.compile(r"\bhf_[A-Za-z0-9]{16,}")
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
 _UNET_SETTINGS = ("sample_size", "in_channels", "n_feat", "block_out_channels", "n_cfeat", "num_class_embeds")
 _SCHEDULER_SETTINGS = ("num_train_timesteps", "beta_schedule", "prediction_type", "noise_distribution")
+
+__all__ = ["is_repo_id", "record_evaluation", "refresh_model_card", "require_card", "write_model_card"]
 
 
 def template_path() -> Path:
@@ -43,31 +48,6 @@ def template_path() -> Path:
             "or `pip install hf-sprites`)."
         )
     return path
-
-
-def safe_hyperparameters(hyperparameters: dict | None) -> dict[str, Any]:
-    """Plain, YAML-safe copy of `hyperparameters` without anything that could be a secret.
-
-    Keys that name a token/secret/password and values that look like a Hugging Face token (`hf_...`) are dropped.
-    """
-    kept = {}
-    for key, value in (hyperparameters or {}).items():
-        value = _plain(value)
-        if _SECRET_KEY.search(str(key)) or _TOKEN_VALUE.search(json.dumps(value, default=str)):
-            logger.debug("Model card: leaving out hyperparameter %r (it may hold a secret).", key)
-            continue
-        kept[str(key)] = value
-    return kept
-
-
-def _plain(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [_plain(v) for v in value]
-    return str(value)
 
 
 def _read_json(path: Path) -> dict:
@@ -109,27 +89,6 @@ def _settings(config: dict, keys: Iterable[str]) -> str:
     return ", ".join(f"`{k}={json.dumps(config[k])}`" for k in keys if config.get(k) is not None)
 
 
-def is_repo_id(text: str) -> bool:
-    """Whether `text` has the form of a Hub repo id (`name` or `namespace/name`)."""
-    try:
-        validate_repo_id(text)
-    except HFValidationError:
-        return False
-    return True
-
-
-def _is_hub_dataset(name: str | None) -> bool:
-    return bool(name) and not Path(name).exists() and is_repo_id(name)
-
-
-def _dataset_text(name: str | None) -> str:
-    if not name:
-        return "not recorded."
-    if _is_hub_dataset(name):
-        return f"[{name}](https://huggingface.co/datasets/{name})"
-    return f"`{name}`" if ("/" in name or os.sep in name) and " " not in name else name
-
-
 def _place_sample_image(folder: Path, sample_image: str | os.PathLike | None) -> str | None:
     """Path of the sample image relative to `folder`; an image from elsewhere is copied in first."""
     if sample_image is None:
@@ -157,9 +116,12 @@ def _call_snippet(facts: dict, conditional: bool) -> str:
     )
 
 
-def _local_imports(pipeline_class: str) -> str:
+def _local_imports(facts: dict) -> str:
+    pipeline_class = facts["pipeline_class"]
     if not hasattr(diffusers, pipeline_class):
         return f"from hf_sprites import {pipeline_class}"
+    if not _code_files(facts):
+        return f"from diffusers import {pipeline_class}"
     register = "import hf_sprites  # lets diffusers find the hf_sprites classes that model_index.json names"
     return f"{register}\nfrom diffusers import {pipeline_class}"
 
@@ -191,14 +153,17 @@ def write_model_card(
     conditional: bool = False,
     class_names: list[str] | None = None,
     extra_tags: Iterable[str] = (),
-    license: str = "apache-2.0",
+    license: str = DEFAULT_LICENSE,
+    evaluation: dict | None = None,
     local_path: str | os.PathLike | None = None,
 ) -> Path:
-    """Render `model_card_template.md` into `folder/README.md` (written atomically) and return its path.
+    """Render `model_card_template.md` into `folder/README.md`, record its inputs in `folder/training_config.json`.
 
-    The card has YAML metadata (library, license, tags, datasets, pipeline tag), a usage snippet that runs as written
-    (for `repo_id` when given, else for the local folder), the model and schedule, the classes, the training
-    hyperparameters (anything that looks like a secret is left out) and the sample grid.
+    The card has Hub metadata (library, license, tags, datasets, pipeline tag, a widget showing the sample grid, and
+    `model-index` results when `evaluation` holds a recorded `hf-sprites evaluate` result), a usage snippet that runs
+    as written (for `repo_id` when given, else for the local folder; plain diffusers when every class is a diffusers
+    class), the model and schedule, the classes, the training hyperparameters (secrets and local paths are left out)
+    and the sample grid. `dataset_name` is a Hub dataset id or local data, which the card names by folder name only.
 
     `local_path` is where the folder will live when the card is written into a staging folder that is renamed
     afterwards (atomic writes); the local usage snippet names it. Defaults to `folder`.
@@ -216,6 +181,7 @@ def write_model_card(
     shown_path = Path(local_path if local_path is not None else folder).resolve()
     if repo_id is not None:
         validate_repo_id(repo_id)
+    check_license(license)
     facts = folder_facts(folder)
     if conditional and hasattr(diffusers, facts["pipeline_class"]):
         raise ValueError(
@@ -223,39 +189,52 @@ def write_model_card(
             "model in a SpritePipeline to sample it by class, or write the card with conditional=False."
         )
     image = _place_sample_image(folder, sample_image)
-    params = safe_hyperparameters(hyperparameters)
     inputs = {
-        "dataset_name": dataset_name, "hyperparameters": params, "sample_image": image, "conditional": bool(conditional),
+        "dataset_name": dataset_label(dataset_name), "hyperparameters": safe_hyperparameters(hyperparameters),
+        "sample_image": image, "conditional": bool(conditional),
         "class_names": [str(c) for c in class_names] if class_names else None, "extra_tags": list(extra_tags),
-        "license": license,
+        "license": license, "evaluation": evaluation or None,
     }  # fmt: skip
-    tags = list(dict.fromkeys([*BASE_TAGS, *(CONDITIONAL_TAGS if conditional else ()), *extra_tags]))
+    card = _render(inputs, facts, repo_id=repo_id, model_name=repo_id.split("/")[-1] if repo_id else shown_path.name,
+                   folder_path=shown_path.as_posix())
+    write_record(folder, inputs)
+    return atomic_write_text(folder / "README.md", str(card))
+
+
+def _render(inputs: dict, facts: dict, *, repo_id: str | None, model_name: str, folder_path: str) -> ModelCard:
+    conditional, class_names, image = inputs["conditional"], inputs["class_names"], inputs["sample_image"]
+    evaluation = inputs["evaluation"]
+    tags = list(dict.fromkeys([*BASE_TAGS, *(CONDITIONAL_TAGS if conditional else ()), *inputs["extra_tags"]]))
+    dataset = hub_dataset(inputs["dataset_name"])
     card_data = ModelCardData(
         library_name="diffusers",
-        license=license,
+        license=inputs["license"],
         tags=tags,
-        datasets=[dataset_name] if _is_hub_dataset(dataset_name) else None,
+        datasets=[dataset] if dataset else None,
         pipeline_tag="unconditional-image-generation",
-        **{CARD_KEY: inputs},
+        model_name=model_name if evaluation else None,
+        eval_results=eval_results(evaluation),
+        widget=widget(image, conditional, class_names),
     )
-    card = ModelCard.from_template(
+    return ModelCard.from_template(
         card_data,
         template_path=str(template_path()),
-        model_name=repo_id.split("/")[-1] if repo_id else shown_path.name,
+        model_name=model_name,
         repo_id=repo_id,
-        folder_path=shown_path.as_posix(),
-        local_imports=_local_imports(facts["pipeline_class"]),
+        folder_path=folder_path,
+        local_imports=_local_imports(facts),
         summary=_summary(facts, conditional),
         call_snippet=_call_snippet(facts, conditional),
         code_files="`, `".join(_code_files(facts)),
         class_table=_class_table(class_names, facts["num_classes"]) if conditional else [],
-        dataset_text=_dataset_text(dataset_name),
-        hyperparameter_rows=[(k, _cell(v)) for k, v in params.items()],
+        dataset_text=dataset_text(inputs["dataset_name"]),
+        hyperparameter_rows=[(k, _cell(v)) for k, v in inputs["hyperparameters"].items()],
+        evaluation_rows=evaluation_rows(evaluation),
+        evaluator=evaluator_name(evaluation) if evaluation else None,
         sample_image=image,
         conditional=conditional,
         **{k: v for k, v in facts.items() if k not in ("num_classes",)},
     )
-    return atomic_write_text(folder / "README.md", str(card))
 
 
 def _code_files(facts: dict) -> list[str]:
@@ -268,19 +247,17 @@ def _cell(value: Any) -> str:
 
 
 def stored_card_inputs(folder: str | os.PathLike) -> dict | None:
-    """The rendering inputs of an hf_sprites card in `folder/README.md`; None when there is no such card."""
-    readme = Path(folder) / "README.md"
-    if not readme.is_file():
-        return None
-    inputs = ModelCard.load(readme).data.to_dict().get(CARD_KEY)
-    return inputs if isinstance(inputs, dict) else None
+    """The rendering inputs of an hf_sprites card in `folder` (its `training_config.json`); None when there is none."""
+    return read_record(folder)
 
 
-def refresh_model_card(folder: str | os.PathLike, repo_id: str | None = None) -> Path:
+def refresh_model_card(folder: str | os.PathLike, repo_id: str | None = None, license: str | None = None,
+                       evaluation: dict | None = None) -> Path:
     """Render the card of `folder` again for `repo_id`, keeping the inputs it was first rendered with.
 
-    A folder without a card gets one from what the folder itself tells (no hyperparameters, the first image at its
-    top level as the sample grid). A README.md that hf_sprites did not write is left as it is.
+    `license` and `evaluation` replace the recorded ones when given. A folder without a card gets one from what the
+    folder itself tells (no hyperparameters, the first image at its top level as the sample grid). A README.md that
+    hf_sprites did not write is left as it is.
     """
     folder = Path(folder)
     inputs = stored_card_inputs(folder)
@@ -292,4 +269,22 @@ def refresh_model_card(folder: str | os.PathLike, repo_id: str | None = None) ->
         images = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
         conditional = not hasattr(diffusers, facts["pipeline_class"]) and bool(facts["num_classes"])
         inputs = {"conditional": conditional, "sample_image": images[0] if images else None}
-    return write_model_card(folder, repo_id=repo_id, **inputs)
+    changes = {"license": license, "evaluation": evaluation}
+    return write_model_card(folder, repo_id=repo_id, **{**inputs, **{k: v for k, v in changes.items() if v}})
+
+
+def record_evaluation(folder: str | os.PathLike, result: dict, dataset: str | None = None) -> Path:
+    """Add an `hf_sprites.evaluation.evaluate` `result` (against reference data `dataset`) to the card of `folder`.
+
+    The scores go into the card's `model-index` and an evaluation table, named by the features they were measured
+    with; the folder must hold an hf_sprites card (train or convert it with hf_sprites first).
+    """
+    require_card(folder)
+    return refresh_model_card(folder, evaluation=evaluation_record(result, dataset))
+
+
+def require_card(folder: str | os.PathLike) -> None:
+    """Raise `FileNotFoundError` unless `folder` holds an hf_sprites model card to add to."""
+    if not Path(folder).is_dir() or stored_card_inputs(folder) is None:
+        raise FileNotFoundError(f"{folder} is not a folder with an hf_sprites model card (README.md and "
+                                "training_config.json, as hf-sprites train writes them); drop --update_card")

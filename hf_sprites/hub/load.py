@@ -17,7 +17,7 @@ import diffusers
 from diffusers import DiffusionPipeline
 from huggingface_hub import snapshot_download
 
-from .card import is_repo_id
+from .card_data import is_repo_id
 from .remote_code import is_library_entry, package_class
 
 

@@ -18,6 +18,7 @@ from huggingface_hub import HfApi, get_token
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from .card import refresh_model_card
+from .card_data import check_license
 from .load import load_pipeline
 from .remote_code import write_remote_code_layout
 
@@ -69,10 +70,12 @@ def check_folder_loads(folder: Path) -> str:
     return type(pipeline).__name__
 
 
-def stage_folder(folder: Path, staging: Path, repo_id: str, ignore: Iterable[str] = DEFAULT_IGNORE) -> Path:
-    """Copy `folder` to `staging` without training leftovers, render its card for `repo_id`, use the remote-code layout."""
+def stage_folder(folder: Path, staging: Path, repo_id: str, ignore: Iterable[str] = DEFAULT_IGNORE,
+                 license: str | None = None) -> Path:
+    """Copy `folder` to `staging` without training leftovers, render its card for `repo_id` (with `license` when
+    given), use the remote-code layout."""
     shutil.copytree(folder, staging, ignore=shutil.ignore_patterns(*ignore))
-    refresh_model_card(staging, repo_id=repo_id)
+    refresh_model_card(staging, repo_id=repo_id, license=license)
     write_remote_code_layout(staging)
     return staging
 
@@ -98,6 +101,7 @@ def push_folder(
     api: HfApi | None = None,
     ignore: Iterable[str] = DEFAULT_IGNORE,
     with_demo: bool = False,
+    license: str | None = None,
 ) -> Any:
     """Upload a pipeline folder to the Hub model repo `repo_id` and return the commit info.
 
@@ -117,6 +121,7 @@ def push_folder(
         ignore: Glob patterns of files and folders that are not uploaded.
         with_demo: Also upload the demo app (`app.py`, `requirements.txt`, Space settings in the card) so the repo
             runs as a Gradio Space; see `hf_sprites.demo.space`. Needs Gradio installed.
+        license: Hub license id for the card (default: the one the card was written with, else apache-2.0).
 
     Example:
 
@@ -127,12 +132,14 @@ def push_folder(
     """
     folder = Path(folder)
     check_repo_id(repo_id)
+    if license is not None:
+        check_license(license)
     token = resolve_token(token)
     pipeline_name = check_folder_loads(folder)
     api = api if api is not None else HfApi(token=token)
     message = commit_message or f"Upload {pipeline_name} with hf_sprites"
     with tempfile.TemporaryDirectory(prefix="hf_sprites_push_") as tmp:
-        staging = stage_folder(folder, Path(tmp) / "upload", repo_id, ignore)
+        staging = stage_folder(folder, Path(tmp) / "upload", repo_id, ignore, license)
         if with_demo:
             from ..demo.space import write_space_files  # local import: the demo is optional
 

@@ -35,6 +35,8 @@ from .config import label_mode
 from .output import Previewer
 from .plan import RunPlan, plan_for_length, resolve_mixed_precision
 from .step import DiffusionLoss
+from .trackers import tracker_names
+from .unet_config import build_from_config, load_model_config
 
 # a budgeted run's EMA averages over at most this share of its planned steps (see `ema_decay_cap`)
 EMA_HORIZON_SHARE = 0.1
@@ -43,12 +45,12 @@ EMA_HORIZON_SHARE = 0.1
 
 
 def make_accelerator(cfg) -> Accelerator:
-    """accelerate with the run's accumulation, precision and tracker, logging under `output_dir/logging_dir`."""
+    """accelerate with the run's accumulation, precision and trackers, logging under `output_dir/logging_dir`."""
     project = ProjectConfiguration(project_dir=cfg.output_dir, logging_dir=str(Path(cfg.output_dir) / cfg.logging_dir))
     return Accelerator(
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         mixed_precision=resolve_mixed_precision(cfg.mixed_precision),
-        log_with=None if cfg.logger == "none" else cfg.logger,
+        log_with=tracker_names(cfg.logger) or None,
         project_config=project,
     )
 
@@ -67,9 +69,11 @@ def load_source(cfg):
 
 
 def image_channels(cfg, source) -> int:
-    """`--in_channels` (or the preset's), else 1 for grey data and 3 otherwise."""
-    if cfg.in_channels:
-        return cfg.in_channels
+    """`--in_channels` (or the preset's, or the `--model_config_name_or_path` file's), else 1 for grey data, else 3."""
+    channels = cfg.in_channels or (cfg.model_config_name_or_path and
+                                   load_model_config(cfg.model_config_name_or_path).get("in_channels"))
+    if channels:
+        return channels
     if source.pixels is not None:
         return 1 if source.pixels.ndim == 3 or source.pixels.shape[-1] == 1 else 3
     return 1 if source.dataset[0]["image"].mode in ("1", "L", "LA", "I", "I;16", "F") else 3
@@ -95,6 +99,8 @@ def _basic_unet(cfg, image_size: dict, num_classes: Optional[int]):
 
 
 def _unet2d(cfg, image_size: dict, num_classes: Optional[int]):
+    if cfg.model_config_name_or_path:  # issue 9: the file's architecture instead of the block flags
+        return build_from_config(cfg.model_config_name_or_path, image_size, num_classes if cfg.conditional else None)
     return UNet2DModel(
         **image_size,
         layers_per_block=cfg.layers_per_block,

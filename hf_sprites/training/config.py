@@ -5,10 +5,12 @@ Each field is one flag. Its type says what kind of flag: `Literal[...]` gives th
 `Optional[T]` a `T` that may stay unset; `field(metadata=...)` holds the help text (and a `metavar`). Adding a
 flag is adding a field.
 
-Values are resolved in three layers, later ones winning: the dataclass defaults (diffusers'
+Values are resolved in four layers, later ones winning: the dataclass defaults (diffusers'
 `train_unconditional.py` defaults where the flag exists there), a preset file from `presets/*.yaml`,
-and the flags given on the command line. Without a dataset flag and without `--preset`, the
-`default` preset (the embedded scikit-learn digits job) is used.
+the user's own settings file (`--config FILE.yaml`, the same keys as a preset) and the flags given on the
+command line. Without a dataset flag and without `--preset`, the `default` preset (the embedded
+scikit-learn digits job) is used. A field may have alias flags (`--report_to` for `--logger`); a settings
+file may use the alias as its key.
 
 Every rule about which settings go together lives at the bottom of this file: `check_config` (the settings
 alone) and `check_data` (the settings against the loaded data). A preset value that the given flags make moot
@@ -27,13 +29,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
-import yaml
+from .settings_files import read_settings, unwrap_optional
+from .trackers import Tracker, tracker_problem
+from .unet_config import block_count, load_model_config
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +66,9 @@ class TrainConfig:
     """Every setting of a training run (flag names follow diffusers' `train_unconditional.py`)."""
 
     preset: Optional[str] = flag(None, f"start from a preset: {', '.join(available_presets())}")
+    # issue 9
+    config: Optional[str] = flag(None, "your own settings file: YAML whose keys are these flags' names (over --preset)",
+                                 metavar="FILE.yaml")
     # data
     dataset_name: Optional[str] = flag(None, "Hub dataset id (default: the embedded scikit-learn digits)")
     dataset_config_name: Optional[str] = flag(None, "the dataset's configuration name")
@@ -83,6 +89,10 @@ class TrainConfig:
     dataloader_num_workers: int = flag(0, "DataLoader workers for data too large for the device")
     # model and diffusion
     model: Literal["context_unet", "basic_unet", "unet2d"] = flag("unet2d", "model kind")
+    # issue 9
+    model_config_name_or_path: Optional[str] = flag(
+        None, "a UNet2DModel config: a config JSON, a folder holding config.json or a Hub model id (replaces the "
+        "block flags)")
     n_feat: int = flag(64, "ContextUnet width")
     n_cfeat: Optional[int] = flag(None, "ContextUnet context width (default: number of classes, or 5)")
     block_out_channels: tuple[int, ...] = flag((128, 128, 256, 256, 512, 512), "UNet2DModel channels per block")
@@ -150,7 +160,9 @@ class TrainConfig:
     checkpointing_steps: Optional[int] = flag(500, "a resumable checkpoint every N optimizer steps")
     checkpoints_total_limit: Optional[int] = flag(None, "keep only the newest N checkpoints")
     resume_from_checkpoint: Optional[str] = flag(None, "'latest' or a checkpoint folder")
-    logger: Literal["tensorboard", "none"] = flag("tensorboard", "experiment tracker")
+    logger: tuple[Tracker, ...] = flag(  # issue 9: one or more of accelerate's trackers
+        ("tensorboard",), f"experiment trackers: {', '.join(typing.get_args(Tracker))} (all: every installed one)",
+        aliases=("--report_to",), metavar="TRACKER")
     logging_dir: str = flag("logs", "relative to output_dir")
     logging_steps: int = flag(10, "log the loss every N optimizer steps")
     # sharing
@@ -159,6 +171,8 @@ class TrainConfig:
     hub_token: Optional[str] = field(
         default=None, repr=False, metadata={"help": "Hub token (default: HF_TOKEN or the cached login); never saved"})
     hub_private_repo: bool = flag(False, "create the Hub repo private")
+    # issue 9
+    license: str = flag("apache-2.0", "license of the model card (a Hub license id: apache-2.0, mit, cc-by-4.0, ...)")
 
     def __post_init__(self):
         self.ddpm_beta_schedule = BETA_SCHEDULE_ALIASES.get(self.ddpm_beta_schedule, self.ddpm_beta_schedule)
@@ -166,6 +180,7 @@ class TrainConfig:
             setattr(self, name, tuple(getattr(self, name)))
         if self.conditional is None:
             self.conditional = self.class_column is not None
+        self.logger = (self.logger,) if isinstance(self.logger, str) else tuple(self.logger)  # one tracker as a string
 
     @property
     def uses_embedded_default(self) -> bool:
@@ -189,13 +204,6 @@ def label_mode(cfg) -> Optional[str]:
 # --- the command line: one flag per field ---------------------------------------------------------------------------
 
 
-def _unwrap_optional(kind):
-    """`Optional[T]` -> `T`; anything else as it is."""
-    if typing.get_origin(kind) in (typing.Union, types.UnionType):
-        (kind,) = [arg for arg in typing.get_args(kind) if arg is not type(None)]
-    return kind
-
-
 def flag_kwargs(kind) -> dict:
     """argparse keywords for a field of type `kind`.
 
@@ -203,18 +211,28 @@ def flag_kwargs(kind) -> dict:
     {'type': <class 'int'>, 'choices': (1, 3)}
     >>> flag_kwargs(tuple[str, ...])
     {'type': <class 'str'>, 'nargs': '+'}
+    >>> flag_kwargs(tuple[Literal["a", "b"], ...])
+    {'choices': ('a', 'b'), 'nargs': '+'}
     """
-    kind = _unwrap_optional(kind)
+    kind = unwrap_optional(kind)
     origin, args = typing.get_origin(kind), typing.get_args(kind)
     if kind is bool:
         return {"action": argparse.BooleanOptionalAction}
     if origin is Literal:
-        return {"choices": args} if all(isinstance(a, str) for a in args) else {"type": type(args[0]), "choices": args}
+        return _element_kwargs(kind)
     if origin is tuple:
-        return {"type": args[0], "nargs": "+" if args[-1] is Ellipsis else len(args)}
+        return {**_element_kwargs(args[0]), "nargs": "+" if args[-1] is Ellipsis else len(args)}
     if kind in (int, float, str):
         return {"type": kind}
     raise TypeError(f"no command-line flag for a field of type {kind}; use bool, int, float, str, Literal or tuple")
+
+
+def _element_kwargs(kind) -> dict:
+    """argparse `type`/`choices` of one value of type `kind` (a plain type or a `Literal`)."""
+    if typing.get_origin(kind) is not Literal:
+        return {"type": kind}
+    args = typing.get_args(kind)
+    return {"choices": args} if all(isinstance(a, str) for a in args) else {"type": type(args[0]), "choices": args}
 
 
 def build_parser(config_class: type = TrainConfig) -> argparse.ArgumentParser:
@@ -226,7 +244,9 @@ def build_parser(config_class: type = TrainConfig) -> argparse.ArgumentParser:
     )
     kinds = typing.get_type_hints(config_class)
     for spec in dataclasses.fields(config_class):
-        parser.add_argument(f"--{spec.name}", dest=spec.name, **flag_kwargs(kinds[spec.name]), **spec.metadata)
+        extras = {key: value for key, value in spec.metadata.items() if key != "aliases"}
+        parser.add_argument(f"--{spec.name}", *spec.metadata.get("aliases", ()), dest=spec.name,
+                            **flag_kwargs(kinds[spec.name]), **extras)
     return parser
 
 
@@ -234,27 +254,43 @@ def build_parser(config_class: type = TrainConfig) -> argparse.ArgumentParser:
 
 
 def load_preset(name: str, config_class: type = TrainConfig) -> dict:
-    """Read one preset file and check that every key is a field of `config_class`."""
+    """Read one preset file and check its keys and values against `config_class`."""
     path = PRESET_DIR / f"{name}.yaml"
     if not path.is_file():
         raise TrainConfigError(f"Unknown preset {name!r}. Choose one of: {', '.join(available_presets())}.")
-    values = yaml.safe_load(path.read_text()) or {}
-    unknown = sorted(set(values) - {spec.name for spec in dataclasses.fields(config_class)})
-    if unknown:
-        raise TrainConfigError(f"Preset {name!r} has unknown keys {unknown}; every key must be a TrainConfig field.")
+    return _read(path, f"Preset {name!r}", config_class)
+
+
+def load_config_file(path: str, config_class: type = TrainConfig) -> dict:
+    """Read the user's `--config FILE.yaml` (the same keys as a preset; it may name a `preset` to start from)."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        _fail(f"--config {path} is not a file; pass a YAML file of settings such as {PRESET_DIR / 'sprites.yaml'}")
+    values = _read(file, f"--config {path}", config_class)
+    if "config" in values:
+        _fail(f"--config {path} names another settings file (config: ...); settings files do not nest, merge them")
     return values
 
 
+def _read(path: Path, what: str, config_class: type) -> dict:
+    try:
+        return read_settings(path, what, config_class)
+    except ValueError as err:
+        raise TrainConfigError(str(err)) from None
+
+
 def resolve_config(given: dict, config_class: type = TrainConfig) -> TrainConfig:
-    """Merge dataclass defaults, the chosen preset and the explicitly `given` values."""
-    preset = given.get("preset")
-    if preset is None and given.get("dataset_name") is None and given.get("train_data_dir") is None:
+    """Merge dataclass defaults, the chosen preset, the `--config` file and the explicitly `given` values."""
+    from_file = load_config_file(given["config"], config_class) if given.get("config") else {}
+    chosen = {**from_file, **given}
+    preset = chosen.get("preset")
+    if preset is None and chosen.get("dataset_name") is None and chosen.get("train_data_dir") is None:
         preset = "default"
-    values = {**(load_preset(preset, config_class) if preset else {}), **given, "preset": preset}
+    values = {**(load_preset(preset, config_class) if preset else {}), **chosen, "preset": preset}
     if values.get("ddpm_beta_schedule") == "course" and "ddpm_num_steps" not in values:
         values["ddpm_num_steps"] = COURSE_NUM_STEPS
     cfg = config_class(**values)
-    drop_moot_preset_values(cfg, given)
+    drop_moot_preset_values(cfg, chosen)
     return cfg
 
 
@@ -321,8 +357,9 @@ def check_choices(cfg) -> None:
     kinds = typing.get_type_hints(type(cfg))
     for spec in dataclasses.fields(cfg):
         choices, value = flag_kwargs(kinds[spec.name]).get("choices"), getattr(cfg, spec.name)
-        if choices and value is not None and value not in choices:
-            _fail(f"{spec.name}={value!r} is not one of {', '.join(map(str, choices))}; pick one of them")
+        for item in value if isinstance(value, tuple) else (value,):
+            if choices and item is not None and item not in choices:
+                _fail(f"{spec.name}={item!r} is not one of {', '.join(map(str, choices))}; pick one of them")
 
 
 def check_numbers(cfg) -> None:
@@ -357,11 +394,13 @@ def check_model_shape(cfg) -> None:
               f" or {size + 4 - size % 4}")
     if cfg.model != "unet2d":
         return
-    if len(cfg.down_block_types) != blocks or len(cfg.up_block_types) != blocks:
+    if cfg.model_config_name_or_path:  # the JSON's own blocks; the UNet2DModel constructor checks the rest
+        blocks = block_count(cfg.model_config_name_or_path)
+    elif len(cfg.down_block_types) != blocks or len(cfg.up_block_types) != blocks:
         _fail(f"--block_out_channels has {blocks} entries but --down_block_types has {len(cfg.down_block_types)} and "
               f"--up_block_types {len(cfg.up_block_types)}; give one block type per channel entry")
     odd = [c for c in cfg.block_out_channels if c % 32]
-    if odd:
+    if odd and not cfg.model_config_name_or_path:
         _fail(f"UNet2DModel's GroupNorm uses 32 groups, so every --block_out_channels entry must be a multiple of 32 "
               f"(got {odd}); e.g. --block_out_channels 32 64 64")
     factor = 2 ** (blocks - 1)
@@ -398,8 +437,10 @@ def check_config(cfg) -> None:
     """
     check_choices(cfg)
     check_numbers(cfg)
+    check_model_config(cfg)
     check_model_shape(cfg)
     check_model_options(cfg)
+    check_sharing(cfg)
 
 
 def check_data(cfg, source, num_processes: int = 1) -> None:
@@ -417,3 +458,39 @@ def check_data(cfg, source, num_processes: int = 1) -> None:
     if usable < cfg.train_batch_size:
         _fail(f"{usable} images per process is less than one batch (--train_batch_size {cfg.train_batch_size}); lower "
               "--train_batch_size or use more data")
+
+
+# --- issue 9: a UNet config file, trackers, the card's license -----------------------------------------------------
+
+
+def check_model_config(cfg) -> None:
+    """`--model_config_name_or_path` must be a UNet2DModel config that fits the run's size, channels and labels."""
+    if not cfg.model_config_name_or_path:
+        return
+    if cfg.model != "unet2d":
+        _fail(f"--model_config_name_or_path configures a UNet2DModel; add --model unet2d (got --model {cfg.model})")
+    try:
+        values, what = load_model_config(cfg.model_config_name_or_path), "--model_config_name_or_path"
+    except ValueError as err:
+        raise TrainConfigError(str(err)) from None
+    size = values.get("sample_size")
+    if size is not None and size not in (cfg.resolution, [cfg.resolution] * 2):
+        _fail(f"{what} sets sample_size {size} but --resolution is {cfg.resolution}; make them agree")
+    if cfg.in_channels and values.get("in_channels") not in (None, cfg.in_channels):
+        _fail(f"{what} sets in_channels {values['in_channels']} but --in_channels is {cfg.in_channels}; make them agree")
+    if values.get("num_class_embeds") and not cfg.conditional:
+        _fail(f"{what} sets num_class_embeds but this run trains without labels; add --class_column NAME (or "
+              "--conditional), or remove num_class_embeds from the file")
+
+
+def check_sharing(cfg) -> None:
+    """The trackers are installed (accelerate would skip a missing one) and the card's license is a Hub license id."""
+    from hf_sprites.hub.card_data import check_license
+
+    problem = tracker_problem(cfg.logger)
+    if problem:
+        _fail(problem)
+    try:
+        check_license(cfg.license)
+    except ValueError as err:
+        raise TrainConfigError(f"--{err}") from None

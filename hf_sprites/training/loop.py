@@ -36,6 +36,7 @@ from .output import (STATE_FILE, check_outputs, ema_weights, find_checkpoint, li
                      push, save_checkpoint, save_pipeline, write_card, write_trainer_state)
 from .plan import RunPlan, plan_for_budget, use_cpu_threads
 from .step import train_batch
+from .trackers import PROJECT_NAME, init_kwargs, tracker_names
 
 logger = get_logger(__name__)
 
@@ -47,11 +48,20 @@ def prepare_output_dir(run: Run) -> None:
         if cfg.overwrite_output_dir and not cfg.resume_from_checkpoint:
             for old in list_checkpoints(run.output_dir):
                 shutil.rmtree(old)
-        tracker_config = {k: v if isinstance(v, (int, float, str, bool)) else str(v)
-                          for k, v in cfg.public_dict().items()}
-        if cfg.logger != "none":
-            acc.init_trackers("train", config=tracker_config)
+        start_trackers(run)
     acc.wait_for_everyone()
+
+
+def start_trackers(run: Run) -> None:
+    """Start the run's trackers (main process), with the settings as their config; files go under logging_dir."""
+    names = tracker_names(run.cfg.logger)
+    if not names:
+        return
+    logging_dir = run.output_dir / run.cfg.logging_dir
+    logging_dir.mkdir(parents=True, exist_ok=True)
+    config = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in run.cfg.public_dict().items()}
+    run.accelerator.init_trackers(PROJECT_NAME, config=config,
+                                  init_kwargs=init_kwargs(names, logging_dir, run.output_dir.resolve().name))
 
 
 def resume(run: Run) -> None:

@@ -32,18 +32,18 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import torch
 from diffusers import DDPMPipeline
 
 from hf_sprites.atomic import atomic_write_text, make_staging_dir, move_into_place
 from hf_sprites.evaluation.sampling import default_steps, swap_sampler
 from hf_sprites.hub.card import write_model_card
-from hf_sprites.hub.push import check_repo_id, push_folder, resolve_token
+from hf_sprites.hub.push import DEFAULT_IGNORE, check_repo_id, push_folder, resolve_token
 from hf_sprites.pipelines import SpritePipeline
 from hf_sprites.viz import denoising_gif, image_grid, save_atomic
 
 from .config import TrainConfigError
+from .trackers import log_image
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ def eval_mode(model):
 
 
 class Previewer:
-    """Sample grids of the model being trained: `samples/step-<N>[-ema].png` (also sent to tensorboard) and the
+    """Sample grids of the model being trained: `samples/step-<N>[-ema].png` (also sent to the trackers) and the
     final `samples.png` + `denoising.gif`."""
 
     def __init__(self, cfg, scheduler, *, num_classes: Optional[int] = None, label_kind: Optional[str] = None):
@@ -186,13 +186,6 @@ class Previewer:
         grid, frames = self.grid(unet, intermediates=self.cfg.save_gif)
         gif = denoising_gif(frames, folder / "denoising.gif", nrow=self.nrow) if self.cfg.save_gif else None
         return save_atomic(grid, folder / "samples.png"), gif
-
-
-def log_image(accelerator, image, *, tag: str, step: int) -> None:
-    """Send an image to the tensorboard tracker, if one is active."""
-    for tracker in accelerator.trackers:
-        if tracker.name == "tensorboard":
-            tracker.writer.add_image(tag, np.asarray(image.convert("RGB")), step, dataformats="HWC")
 
 
 # --- the pipeline folder, its card, the push ------------------------------------------------------------------------
@@ -238,7 +231,8 @@ def write_trainer_state(output_dir, *, global_step: int, history: list, plan=Non
 
 BOOKKEEPING = ("output_dir", "overwrite_output_dir", "cache_dir", "logging_dir", "resume_from_checkpoint", "push_to_hub",
                "hub_private_repo", "dataloader_num_workers", "logger", "logging_steps", "save_gif", "cache_on_device",
-               "save_images_epochs", "save_model_epochs", "checkpointing_steps", "checkpoints_total_limit")
+               "save_images_epochs", "save_model_epochs", "checkpointing_steps", "checkpoints_total_limit",
+               "train_data_dir", "dataset_name", "config", "license")  # issue 9: data and license have their own lines
 # settings that only mean something for one model kind
 MODEL_ONLY = {
     "context_unet": ("n_feat", "n_cfeat"),
@@ -264,12 +258,13 @@ def write_card(cfg, source, *, sample_image: Optional[Path]) -> Optional[Path]:
     return write_model_card(
         cfg.output_dir,
         repo_id=cfg.hub_model_id,
-        dataset_name=cfg.dataset_name or cfg.train_data_dir or "scikit-learn digits (embedded)",
+        dataset_name=cfg.dataset_name or cfg.train_data_dir or source.source,  # the card names local data, no path
         hyperparameters=card_hyperparameters(cfg),
         sample_image=None if sample_image is None else Path(sample_image).resolve(),
         conditional=cfg.conditional,
         class_names=source.class_names if cfg.conditional else None,
         extra_tags=("hf-sprites-train", cfg.model),
+        license=cfg.license,
     )
 
 
@@ -280,8 +275,9 @@ def hub_repo_id(cfg) -> str:
 
 def push(cfg, token: Optional[str]) -> None:
     """Upload the output folder with `hf_sprites.hub.push.push_folder` (call on the main process only)."""
+    tracker_files = Path(cfg.logging_dir).parts[0]  # tracker logs hold the run's settings, local paths included
     push_folder(cfg.output_dir, hub_repo_id(cfg), token=token, private=cfg.hub_private_repo,
-                commit_message="Upload pipeline trained with hf_sprites")
+                commit_message="Upload pipeline trained with hf_sprites", ignore=(*DEFAULT_IGNORE, tracker_files))
 
 
 # --- before any work: where the run will write -----------------------------------------------------------------------
