@@ -74,7 +74,7 @@ def test_report_to_and_logger_are_one_flag_with_several_trackers():
     assert parse_train_args(["--report_to", "tensorboard", "wandb"]).logger == ("tensorboard", "wandb")
     assert parse_train_args(["--logger", "none"]).logger == ("none",)
     cfg = parse_train_args(["--report_to", "all"])
-    from hf_sprites.training.trackers import installed_trackers, tracker_names
+    from hf_sprites.training.output import installed_trackers, tracker_names
 
     assert tracker_names(cfg.logger) == installed_trackers() and "tensorboard" in installed_trackers()
 
@@ -89,7 +89,7 @@ BAD_TRACKERS = {
 
 @pytest.mark.parametrize("case", sorted(BAD_TRACKERS))
 def test_bad_trackers_fail_before_anything_is_written(case, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("hf_sprites.training.trackers.installed_trackers", lambda: ["tensorboard"])
+    monkeypatch.setattr("hf_sprites.training.output.installed_trackers", lambda: ["tensorboard"])
     flags, error, message = BAD_TRACKERS[case]
     out = tmp_path / "out"
     with pytest.raises(error, match=message):
@@ -114,6 +114,6 @@ def test_the_tracker_choices_are_accelerates_own():
 
     from accelerate.utils import LoggerType
 
-    from hf_sprites.training.trackers import Tracker
+    from hf_sprites.training.config import Tracker
 
     assert set(typing.get_args(Tracker)) == {str(kind.value) for kind in LoggerType} | {"none"}

@@ -5,6 +5,8 @@ Three model kinds: the course's `ContextUnet`, the from-scratch `BasicUNet` (alw
 course's 500-step `SpriteScheduler`; every other schedule is a stock `DDPMScheduler`. Schedules come from
 `diffusers.optimization.get_scheduler`; `lr_scheduler="course"` adds the DeepLearning.AI course's rule
 `lr = lr0 * (1 - epoch / num_epochs)` (linear decay to 0, one value per epoch). `build_run` joins them all.
+`--model_config_name_or_path` (a UNet2DModel config JSON, its folder or a Hub id) replaces the block flags, as in
+diffusers' `train_unconditional.py`; the run fills in the size, channels and number of classes.
 
 Example:
     >>> from hf_sprites.training.builders import build_model, build_scheduler
@@ -16,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -32,11 +35,9 @@ from hf_sprites.models import BasicUNet, ContextUnet
 from hf_sprites.schedulers import CorruptScheduler, SpriteScheduler
 
 from .config import label_mode
-from .output import Previewer
+from .output import Previewer, tracker_names
 from .plan import RunPlan, plan_for_length, resolve_mixed_precision
 from .step import DiffusionLoss
-from .trackers import tracker_names
-from .unet_config import build_from_config, load_model_config
 
 # a budgeted run's EMA averages over at most this share of its planned steps (see `ema_decay_cap`)
 EMA_HORIZON_SHARE = 0.1
@@ -302,3 +303,49 @@ def adopt_plan(run: Run, plan: RunPlan) -> None:
     run.lr_scheduler = run.accelerator.prepare(lr_scheduler)
     if run.ema is not None:
         run.ema.decay = ema_decay_cap(run.cfg, plan)
+
+
+# --- --model_config_name_or_path: a UNet2DModel config file as the architecture ---------------------------------------
+
+
+FIX = "pass a UNet2DModel config JSON (e.g. unet/config.json of a saved pipeline), its folder, or a Hub model id"
+
+
+def load_model_config(name_or_path: str) -> dict:
+    """The UNet2DModel config that `name_or_path` names; a `ValueError` saying what is wrong with it otherwise."""
+    from diffusers import UNet2DModel
+
+    what = f"--model_config_name_or_path {name_or_path}"
+    local = Path(name_or_path).expanduser()
+    if not local.exists() and (name_or_path.endswith(".json") or name_or_path.startswith((".", "/", "~"))):
+        raise ValueError(f"{what} does not exist; {FIX}")
+    try:
+        values = UNet2DModel.load_config(str(local) if local.exists() else name_or_path)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{what} cannot be read ({' '.join(str(err).split())[:300]}); {FIX}") from None
+    known = set(inspect.signature(UNet2DModel.__init__).parameters) - {"self"}
+    unknown = sorted(key for key in values if not key.startswith("_") and key not in known)
+    if values.get("_class_name", "UNet2DModel") != "UNet2DModel" or unknown:
+        named = values.get("_class_name") or f"a model with keys {unknown}"
+        raise ValueError(f"{what} is the config of {named}, not of a UNet2DModel; {FIX}")
+    return values
+
+
+def block_count(name_or_path: str) -> int:
+    """How many resolution levels the file's UNet2DModel has (its `block_out_channels`, or the class default)."""
+    from diffusers import UNet2DModel
+
+    default = inspect.signature(UNet2DModel.__init__).parameters["block_out_channels"].default
+    return len(load_model_config(name_or_path).get("block_out_channels") or default)
+
+
+def build_from_config(name_or_path: str, image_size: dict, num_classes):
+    """A fresh UNet2DModel from the file, with the run's size, channels and classes filled in."""
+    from diffusers import UNet2DModel
+
+    values = {**load_model_config(name_or_path), **image_size, "num_class_embeds": num_classes}
+    try:
+        return UNet2DModel.from_config(values)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"--model_config_name_or_path {name_or_path} does not build a UNet2DModel ({err}); fix the "
+                         "file") from None

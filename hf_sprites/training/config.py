@@ -10,7 +10,11 @@ Values are resolved in four layers, later ones winning: the dataclass defaults (
 the user's own settings file (`--config FILE.yaml`, the same keys as a preset) and the flags given on the
 command line. Without a dataset flag and without `--preset`, the `default` preset (the embedded
 scikit-learn digits job) is used. A field may have alias flags (`--report_to` for `--logger`); a settings
-file may use the alias as its key.
+file may use the alias as its key. Settings files are checked like flags: each key must be a field (or an alias),
+each value of the field's type, so a typo in a file fails as clearly as one on the command line.
+
+This is the longest module of the package on purpose: the dataclass is the whole command line (one field, with its
+help, per flag), and every rule on the settings is here, in one place.
 
 Every rule about which settings go together lives at the bottom of this file: `check_config` (the settings
 alone) and `check_data` (the settings against the loaded data). A preset value that the given flags make moot
@@ -29,18 +33,21 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
-from .settings_files import read_settings, unwrap_optional
-from .trackers import Tracker, tracker_problem
-from .unet_config import block_count, load_model_config
+import yaml
+
 
 logger = logging.getLogger(__name__)
 
 PRESET_DIR = Path(__file__).parent / "presets"
+# accelerate's trackers (`accelerate.utils.LoggerType`) plus "all" (every installed one) and "none"
+Tracker = Literal["tensorboard", "wandb", "trackio", "comet_ml", "mlflow", "aim", "clearml", "dvclive", "swanlab", "all",
+                  "none"]
 # the tutorials' names for two diffusers beta schedules
 BETA_SCHEDULE_ALIASES = {"cosine": "squaredcos_cap_v2", "quadratic": "scaled_linear"}
 SECRET_FIELDS = ("hub_token",)
@@ -250,6 +257,80 @@ def build_parser(config_class: type = TrainConfig) -> argparse.ArgumentParser:
     return parser
 
 
+# --- settings files: the presets and `--config FILE.yaml`, checked like flags -------------------------------------------
+
+
+def unwrap_optional(kind):
+    """`Optional[T]` -> `T`; anything else as it is."""
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        (kind,) = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+    return kind
+
+
+def read_settings(path: Path, what: str, config_class: type) -> dict:
+    """A settings file's mapping of field names to values, each checked against its `config_class` field.
+
+    `what` names the file in errors ("Preset 'sprites'", "--config my.yaml").
+    """
+    try:
+        values = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ValueError(f"{what} is not valid YAML ({' '.join(str(err).split())}); fix the file") from None
+    values = {} if values is None else values
+    if not isinstance(values, dict):
+        raise ValueError(f"{what} must be a YAML mapping of flag names to values (e.g. `learning_rate: 1.0e-3`), not "
+                         f"a {type(values).__name__}")
+    names = field_names(config_class)
+    unknown = sorted(str(key) for key in values if key not in names)
+    if unknown:
+        raise ValueError(f"{what} has unknown keys {unknown}; every key must be a TrainConfig field (a flag name "
+                         "without --)")
+    kinds = typing.get_type_hints(config_class)
+    return {names[key]: checked_value(names[key], kinds[names[key]], value, what) for key, value in values.items()}
+
+
+def field_names(config_class: type) -> dict:
+    """Every name a settings file may use (field names and their alias flags without dashes) -> the field's name."""
+    names = {}
+    for spec in dataclasses.fields(config_class):
+        names.update({alias.lstrip("-"): spec.name for alias in spec.metadata.get("aliases", ())})
+        names[spec.name] = spec.name
+    return names
+
+
+def checked_value(name: str, kind, value, what: str = "the settings"):
+    """`value` of field `name` as its type `kind` asks (a float field takes whole numbers too), or a `ValueError`."""
+    if value is None and typing.get_origin(kind) in (typing.Union, types.UnionType):
+        return None
+    kind = unwrap_optional(kind)
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin is tuple:
+        return _checked_tuple(name, args, value, what)
+    expected = tuple({type(arg) for arg in args}) if origin is Literal else _PLAIN_TYPES.get(kind, (object,))
+    wrong_type = (isinstance(value, bool) and bool not in expected) or not isinstance(value, expected)
+    if wrong_type or (origin is Literal and value not in args):
+        raise ValueError(f"{what}: {name} must be {_kind_name(kind)}, got {value!r}")
+    return float(value) if kind is float else value
+
+
+_PLAIN_TYPES = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}
+
+
+def _checked_tuple(name: str, args: tuple, value, what: str) -> tuple:
+    any_length = args[-1] is Ellipsis
+    items = [value] if any_length and not isinstance(value, (list, tuple)) else value
+    if not isinstance(items, (list, tuple)) or not items or (not any_length and len(items) != len(args)):
+        count = "one or more" if any_length else len(args)
+        raise ValueError(f"{what}: {name} must be a list of {count} values, got {value!r}")
+    return tuple(checked_value(name, args[0], item, what) for item in items)
+
+
+def _kind_name(kind) -> str:
+    if typing.get_origin(kind) is Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(kind)))
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}.get(kind, str(kind))
+
+
 # --- resolution: defaults < preset < given flags --------------------------------------------------------------------
 
 
@@ -395,6 +476,8 @@ def check_model_shape(cfg) -> None:
     if cfg.model != "unet2d":
         return
     if cfg.model_config_name_or_path:  # the JSON's own blocks; the UNet2DModel constructor checks the rest
+        from .builders import block_count  # builders.py builds on this module
+
         blocks = block_count(cfg.model_config_name_or_path)
     elif len(cfg.down_block_types) != blocks or len(cfg.up_block_types) != blocks:
         _fail(f"--block_out_channels has {blocks} entries but --down_block_types has {len(cfg.down_block_types)} and "
@@ -469,6 +552,8 @@ def check_model_config(cfg) -> None:
         return
     if cfg.model != "unet2d":
         _fail(f"--model_config_name_or_path configures a UNet2DModel; add --model unet2d (got --model {cfg.model})")
+    from .builders import load_model_config  # builders.py builds on this module
+
     try:
         values, what = load_model_config(cfg.model_config_name_or_path), "--model_config_name_or_path"
     except ValueError as err:
@@ -486,6 +571,8 @@ def check_model_config(cfg) -> None:
 def check_sharing(cfg) -> None:
     """The trackers are installed (accelerate would skip a missing one) and the card's license is a Hub license id."""
     from hf_sprites.hub.card_data import check_license
+
+    from .output import tracker_problem  # output.py builds on this module
 
     problem = tracker_problem(cfg.logger)
     if problem:

@@ -32,11 +32,11 @@ from hf_sprites.data import make_batches
 
 from .builders import Run, adopt_plan, build_run, image_channels, load_source, make_accelerator
 from .config import check_config, check_data, label_mode
-from .output import (STATE_FILE, check_outputs, ema_weights, find_checkpoint, list_checkpoints, load_checkpoint,
-                     push, save_checkpoint, save_pipeline, write_card, write_trainer_state)
+from .output import (PROJECT_NAME, STATE_FILE, check_outputs, ema_weights, find_checkpoint, init_kwargs,
+                     list_checkpoints, load_checkpoint, push, save_checkpoint, save_pipeline, tracker_names, write_card,
+                     write_trainer_state)
 from .plan import RunPlan, plan_for_budget, use_cpu_threads
 from .step import train_batch
-from .trackers import PROJECT_NAME, init_kwargs, tracker_names
 
 logger = get_logger(__name__)
 

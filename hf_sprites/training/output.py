@@ -10,6 +10,10 @@ previews do not change the run), one column per class for conditional models. Th
 Everything is written beside its place and renamed into it (`hf_sprites.atomic`), so an interrupted run never
 leaves a half-written checkpoint, pipeline or file; old checkpoints are removed only after the new one exists.
 `check_outputs` checks the output folder, the checkpoint to resume and the Hub repo and token before any work.
+Logs: `--report_to` (diffusers' name; `--logger` is `train_unconditional.py`'s) takes one or more of accelerate's
+trackers (tensorboard with hf_sprites, wandb with `hf-sprites[trackers]`, trackio, comet_ml, mlflow, ...), `all` or
+`none`; scalars go through `accelerator.log`, sample grids through `log_image` to every tracker that takes images,
+files under `output_dir/logging_dir` (wandb: `logging_dir/wandb/`).
 
 Example:
     >>> import tempfile, pathlib
@@ -32,6 +36,7 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import torch
 from diffusers import DDPMPipeline
 
@@ -43,7 +48,6 @@ from hf_sprites.pipelines import SpritePipeline
 from hf_sprites.viz import denoising_gif, image_grid, save_atomic
 
 from .config import TrainConfigError
-from .trackers import log_image
 
 logger = logging.getLogger(__name__)
 
@@ -301,3 +305,66 @@ def check_outputs(cfg) -> Optional[str]:
         return None
     check_repo_id(hub_repo_id(cfg))
     return resolve_token(cfg.hub_token)
+
+
+# --- experiment trackers: which of accelerate's trackers a run logs to, images to each -------------------------------
+
+
+PACKAGES = {"comet_ml": "comet-ml"}  # pip names that differ from the tracker's name
+EXTRAS = {"wandb": "trackers"}  # trackers that an hf-sprites extra installs
+PROJECT_NAME = "train"  # accelerate's run name: tensorboard writes logging_dir/train/, wandb's project
+
+
+def installed_trackers() -> list[str]:
+    """The trackers accelerate finds installed here."""
+    from accelerate.tracking import get_available_trackers
+
+    return [str(getattr(tracker, "value", tracker)) for tracker in get_available_trackers()]
+
+
+def tracker_names(requested) -> list[str]:
+    """The trackers to log to: the `requested` names with "all" resolved to the installed ones, [] for "none"."""
+    names = list(dict.fromkeys(requested))
+    if "none" in names:
+        return []
+    return installed_trackers() if "all" in names else names
+
+
+def tracker_problem(requested) -> Optional[str]:
+    """Why the `requested` trackers cannot be used (naming the fix), or None when they can. accelerate skips a
+    tracker whose package is missing without a word; `config.check_config` turns this into an error instead.
+
+    >>> tracker_problem(("none", "wandb"))
+    "--report_to none wandb: 'none' and 'all' cannot be combined with other trackers"
+    >>> tracker_problem(("tensorboard",)) is None
+    True
+    """
+    names = set(requested)
+    if len(names) > 1 and names & {"none", "all"}:
+        return f"--report_to {' '.join(requested)}: 'none' and 'all' cannot be combined with other trackers"
+    installed = installed_trackers()
+    for name in tracker_names(requested):
+        if name not in installed:
+            package = PACKAGES.get(name, name)
+            extra = f"`pip install 'hf-sprites[{EXTRAS[name]}]'` or " if name in EXTRAS else ""
+            return (f"--report_to {name} needs the {package} package, which is not installed; install it with {extra}"
+                    f"`pip install {package}`, or log to an installed tracker ({', '.join(installed) or 'none'})")
+    return None
+
+
+def init_kwargs(names: list[str], logging_dir: Path, run_name: str) -> dict:
+    """Per-tracker keyword arguments for `accelerator.init_trackers`: files go under `logging_dir`."""
+    kwargs = {}
+    if "wandb" in names:
+        kwargs["wandb"] = {"dir": str(logging_dir), "name": run_name}
+    return kwargs
+
+
+def log_image(accelerator, image, *, tag: str, step: int) -> None:
+    """Send a PIL image (a sample grid) to every active tracker that takes images."""
+    pixels = np.asarray(image.convert("RGB"))
+    for tracker in accelerator.trackers:
+        if tracker.name == "tensorboard":
+            tracker.log_images({tag: pixels[None]}, step=step, dataformats="NHWC")
+        elif hasattr(tracker, "log_images"):
+            tracker.log_images({tag: [image.convert("RGB")]}, step=step)
