@@ -67,14 +67,8 @@ class DomainClassifier(ModelMixin, ConfigMixin):
     """
 
     @register_to_config
-    def __init__(
-        self,
-        in_channels: int = 3,
-        num_classes: int = 5,
-        sample_size: int = 16,
-        width: int = 16,
-        feature_dim: int = 64,
-    ):
+    def __init__(self, in_channels: int = 3, num_classes: int = 5, sample_size: int = 16, width: int = 16,
+                 feature_dim: int = 64):
         super().__init__()
         widths = (width, 2 * width, 4 * width)
         self.stages = nn.ModuleList()

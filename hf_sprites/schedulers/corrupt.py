@@ -94,14 +94,8 @@ class CorruptScheduler(DDPMScheduler):
         self.timesteps = torch.from_numpy(ks).to(device)
         self._index_of = {int(k): i for i, k in enumerate(ks)}
 
-    def step(
-        self,
-        model_output: torch.Tensor,
-        timestep: int | torch.Tensor,
-        sample: torch.Tensor,
-        generator: torch.Generator | None = None,
-        return_dict: bool = True,
-    ) -> DDPMSchedulerOutput | tuple:
+    def step(self, model_output: torch.Tensor, timestep: int | torch.Tensor, sample: torch.Tensor,
+             generator: torch.Generator | None = None, return_dict: bool = True) -> DDPMSchedulerOutput | tuple:
         """Move `sample` a fraction `1 / (steps left)` toward the predicted clean image `model_output`."""
         index = self._index_of.get(int(timestep))
         if index is None:
