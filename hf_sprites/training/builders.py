@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,13 +29,15 @@ from diffusers import DDPMScheduler, UNet2DModel
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 
-from hf_sprites.data import load_images
+from hf_sprites.data import choose_channels, load_images
 from hf_sprites.models import BasicUNet, ContextUnet
 from hf_sprites.schedulers import CorruptScheduler, SpriteScheduler
 
 from .config import label_mode
 from .output import Previewer
 from .step import DiffusionLoss
+
+logger = logging.getLogger(__name__)
 
 # --- accelerator and data ------------------------------------------------------------------------------------------
 
@@ -64,12 +67,12 @@ def load_source(cfg):
 
 
 def image_channels(cfg, source) -> int:
-    """`--in_channels` (or the preset's), else 1 for grey data and 3 otherwise."""
-    if cfg.in_channels:
-        return cfg.in_channels
-    if source.pixels is not None:
-        return 1 if source.pixels.ndim == 3 or source.pixels.shape[-1] == 1 else 3
-    return 1 if source.dataset[0]["image"].mode in ("1", "L", "LA", "I", "I;16", "F") else 3
+    """`--in_channels` (or the preset's), else 1 when every training image is greyscale and 3 otherwise (a mix is
+    logged: `hf_sprites.data.choose_channels`)."""
+    channels, note = choose_channels(source, cfg.in_channels, cfg.max_train_samples)
+    if note:
+        logger.warning(note)
+    return channels
 
 
 # --- model and noise scheduler -------------------------------------------------------------------------------------
@@ -226,6 +229,7 @@ class Run:
     max_train_steps: int
     global_step: int = 0
     history: list = field(default_factory=list)
+    health: object = None  # the run's divergence checks (`health.Health`), made by the loop
 
     @property
     def output_dir(self) -> Path:

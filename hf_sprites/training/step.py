@@ -109,14 +109,32 @@ class DiffusionLoss:
         return self._loss(prediction.float(), target.float())
 
 
-def train_batch(accelerator, model, images, *, labels=None, loss_fn, optimizer, lr_scheduler, max_grad_norm=None):
+def gradients_are_finite(model) -> bool:
+    """Whether every gradient of `model` is a finite number (one host sync).
+
+    >>> layer = torch.nn.Linear(2, 1)
+    >>> layer(torch.tensor([[1.0, float("nan")]])).sum().backward()
+    >>> gradients_are_finite(layer)
+    False
+    """
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    return not grads or bool(torch.isfinite(torch.nn.utils.get_total_norm(grads)))
+
+
+def train_batch(accelerator, model, images, *, labels=None, loss_fn, optimizer, lr_scheduler, max_grad_norm=None,
+                skip_non_finite=False):
     """One optimisation step as the training loop runs it (inside `accelerator.accumulate`).
 
-    Returns the detached loss tensor (no host sync: call `.item()` only when logging).
+    Returns the detached loss tensor (no host sync: call `.item()` only when logging). With `skip_non_finite`, an
+    update whose gradients are not finite is not applied and None is returned (this costs one host sync per update;
+    the gradients are already reduced across processes, so every process decides the same).
     """
     with accelerator.accumulate(model):
         loss = loss_fn(model, images, labels)
         accelerator.backward(loss)
+        if skip_non_finite and accelerator.sync_gradients and not gradients_are_finite(model):
+            optimizer.zero_grad(set_to_none=True)
+            return None
         if max_grad_norm is not None and accelerator.sync_gradients:
             accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
         optimizer.step()
