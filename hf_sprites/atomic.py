@@ -109,6 +109,16 @@ def staging_path(target: str | os.PathLike) -> Path:
     return target.with_name(_temporary_name(target, "stage") + "shared")
 
 
+def check_writable(folder: str | os.PathLike) -> None:
+    """Create `folder` if needed and write (then remove) a temporary file in it, before any work that ends in a write:
+    raises the `OSError` (permission denied, read-only file system, ...) that the real write would meet."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, probe = tempfile.mkstemp(dir=folder, prefix=_temporary_name(folder / "probe", "tmp"))
+    os.close(fd)
+    os.unlink(probe)
+
+
 def remove_tree(path: str | os.PathLike) -> None:
     """Delete folder `path` so that it is never seen half-deleted: rename it aside first, then delete the aside."""
     path = Path(path)

@@ -2,8 +2,8 @@
 
 Steps: scale 16-bit and float greyscale to 8 bits (`to_8_bit`: PIL's own conversion would clip them), composite
 transparency onto a background colour, convert to the model's channel count (1 = L, 3 = RGB; palette and CMYK
-images through PIL's RGB conversion), resize (NEAREST keeps pixel-art palettes exact; bilinear for photos), optionally centre-crop,
-optionally flip, `ToTensor`, `Normalize(0.5, 0.5)`.
+images through PIL's RGB conversion), resize (NEAREST keeps pixel-art palettes exact; bilinear for photos),
+optionally centre-crop, optionally flip, `ToTensor`, `Normalize(0.5, 0.5)`.
 
 Without `center_crop` the image is resized straight to `resolution x resolution` (square images, the
 usual case here, are not distorted); with it the shorter side is resized and the centre cut out.
@@ -55,8 +55,8 @@ def composite_on_background(image: Image.Image, background=(255, 255, 255)) -> I
 
 
 def to_8_bit(image: Image.Image) -> Image.Image:
-    """16-bit and 32-bit integer greyscale (`I;16*`, `I`) scaled from 0..65535, float greyscale (`F`) from 0..1, to 8-bit
-    `L`; other images as they are. (PIL's `convert("L")` clips such images instead of scaling them.)
+    """16-bit and 32-bit integer greyscale (`I;16*`, `I`) scaled from 0..65535, float greyscale (`F`) from 0..1, to
+    8-bit `L`; other images as they are. (PIL's `convert("L")` clips such images instead of scaling them.)
 
     >>> import numpy as np
     >>> wide = Image.fromarray(np.array([[0, 8738, 65535]], dtype=np.uint16))

@@ -1,13 +1,13 @@
-"""Divergence: a non-finite loss, gradient, weight or BatchNorm statistic stops the run before anything non-finite is saved.
+"""Divergence: a NaN or infinite loss, gradient, weight or BatchNorm statistic stops the run before it is saved.
 
 The hot loop adds no host sync. `Health.watch` records on the device the first optimizer step whose loss was not
 finite; that record is read where the loop syncs anyway (the logging step) and before every save, where the
 weights, buffers (BatchNorm running statistics) and EMA weights are checked too (`Health.check`). A failed check
 raises `TrainingDiverged`, naming the step and the likely cause; the last checkpoint saved stays the latest.
 
-With `--max_bad_steps N` the loop instead checks every optimizer step's gradients (one host sync per step, see
-`hf_sprites.training.step.gradients_are_finite`), skips the update of a bad step and logs it, and stops only after
-more than N such steps.
+With `--max_bad_steps N` the loop instead checks every optimizer step's gradients (one host sync per step,
+`hf_sprites.training.step.SkipNonFinite`), skips a bad step (its update and its BatchNorm statistics) and logs it, and
+stops only after more than N such steps.
 
 Example:
     >>> import torch
@@ -28,6 +28,7 @@ from typing import Optional
 import torch
 
 from .output import list_checkpoints
+from .step import SkipNonFinite
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class Health:
         self.cfg = cfg
         self.first_bad_step = torch.full((1,), -1, dtype=torch.long, device=device)
         self.skipped = 0
+        self.skipper = SkipNonFinite() if cfg.max_bad_steps > 0 else None
 
     def watch(self, loss: torch.Tensor, step: int) -> None:
         """Remember `step` if `loss` is not finite and no earlier step was (on the device: no host sync)."""

@@ -148,7 +148,7 @@ def train_loop(run: Run) -> None:
                 images = images.contiguous(memory_format=torch.channels_last)
             loss = train_batch(acc, run.model, images, labels=labels, loss_fn=run.loss_fn, optimizer=run.optimizer,
                                lr_scheduler=run.lr_scheduler, max_grad_norm=cfg.max_grad_norm,
-                               skip_non_finite=cfg.max_bad_steps > 0)
+                               skip_non_finite=run.health.skipper)
             if loss is None:
                 run.health.skip(run)
                 continue

@@ -130,7 +130,8 @@ def load_checkpoint_files(path, process_index: int = 0) -> dict:
         try:
             loaded[name] = accelerate_load(path / name, map_location="cpu")
         except Exception as err:  # noqa: BLE001  (missing, truncated or tampered: all mean the same to a resume)
-            raise ValueError(f"{path / name} cannot be read ({type(err).__name__}: {str(err)[:200]})") from None
+            reason = " ".join(str(err).split())[:200]
+            raise ValueError(f"{path / name} cannot be read ({type(err).__name__}: {reason})") from None
     return loaded[STATE_FILE]
 
 
