@@ -10,7 +10,7 @@ import sys
 # (a loaded 2-core VM ran ContextUnet steps 7x slower). Must be set before torch loads; export it to override.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from hf_sprites.training import main  # noqa: E402
+from hf_sprites.cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(["train", *sys.argv[1:]]))  # bad input: one line and exit status 1, as `hf-sprites train`

@@ -2,8 +2,14 @@
 """Atomic writes: write next to the target, then rename, so readers see the old file or folder or the whole new one.
 
 The package's one place for write-then-rename: files (`temporary_sibling`, `atomic_write_text`, `atomic_copy`) and
-folders (`atomic_folder`, `move_into_place`). Temporary files and folders from `tempfile` are private (0600 / 0700);
-these helpers give the result the permissions a plain `open()` / `mkdir()` would have under the current umask.
+folders (`atomic_folder`, `move_into_place`, `remove_tree`). Temporary files and folders from `tempfile` are private
+(0600 / 0700); these helpers give the result the permissions a plain `open()` / `mkdir()` would have under the current
+umask.
+
+Every temporary name is `.<target>.hfs-<kind>-<tag>[.ext]` (kind: `tmp` a file being written, `stage` a folder being
+filled, `old` a folder moved aside while its replacement moves in, `del` a folder being deleted), so that
+`recover_folder` can tell what a killed process left behind from anything else in the folder and finish or undo it.
+A write that fails because the disk is full raises `DiskFullError` (an `OSError`), which says so and names the target.
 
 Example:
 
@@ -24,12 +30,26 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+_LEFTOVER = re.compile(r"^\.(?P<target>.+)\.hfs-(?P<kind>tmp|stage|old|del)-(?P<tag>[a-z0-9_]+)(?:\.[^.]*)?$")
+_NO_SPACE_WORDS = ("no space left on device", "os error 28", "disk quota exceeded")
+_WRITER_FAILURES = ("unexpected pos", "failed writing")  # torch.save's words for a short write (the errno is lost)
+
+
+class DiskFullError(OSError):
+    """A write failed because the file system is full; the message names what was being written."""
+
+
+def _temporary_name(target: Path, kind: str) -> str:
+    return f".{target.name}.hfs-{kind}-"
 
 
 def _umask() -> int:
@@ -43,12 +63,15 @@ def temporary_sibling(target: str | os.PathLike) -> Iterator[str]:
     """Yield a temporary file path beside `target`; on success it replaces `target`, on error it is removed."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp" + target.suffix)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=_temporary_name(target, "tmp"), suffix=target.suffix)
     os.close(fd)
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
+    except (OSError, RuntimeError) as err:
+        raise_if_disk_full(err, target)
+        raise
     finally:
         Path(tmp).unlink(missing_ok=True)
 
@@ -71,9 +94,37 @@ def make_staging_dir(target: str | os.PathLike) -> Path:
     """A new empty folder beside `target`, to fill and then rename into place (see `atomic_folder`)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=_temporary_name(target, "stage")))
     os.chmod(staging, 0o777 & ~_umask())
     return staging
+
+
+def staging_path(target: str | os.PathLike) -> Path:
+    """The one staging folder name for `target` that several processes agree on (create it yourself).
+
+    >>> staging_path("out/checkpoint-5").name
+    '.checkpoint-5.hfs-stage-shared'
+    """
+    target = Path(target)
+    return target.with_name(_temporary_name(target, "stage") + "shared")
+
+
+def check_writable(folder: str | os.PathLike) -> None:
+    """Create `folder` if needed and write (then remove) a temporary file in it, before any work that ends in a write:
+    raises the `OSError` (permission denied, read-only file system, ...) that the real write would meet."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, probe = tempfile.mkstemp(dir=folder, prefix=_temporary_name(folder / "probe", "tmp"))
+    os.close(fd)
+    os.unlink(probe)
+
+
+def remove_tree(path: str | os.PathLike) -> None:
+    """Delete folder `path` so that it is never seen half-deleted: rename it aside first, then delete the aside."""
+    path = Path(path)
+    aside = Path(tempfile.mkdtemp(dir=path.parent, prefix=_temporary_name(path, "del")))
+    os.replace(path, aside / path.name)
+    shutil.rmtree(aside)
 
 
 def move_into_place(source: str | os.PathLike, target: str | os.PathLike) -> Path:
@@ -85,7 +136,7 @@ def move_into_place(source: str | os.PathLike, target: str | os.PathLike) -> Pat
     """
     source, target = Path(source), Path(target)
     if source.is_dir() and target.exists():
-        aside = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old."))
+        aside = Path(tempfile.mkdtemp(dir=target.parent, prefix=_temporary_name(target, "old")))
         try:
             os.replace(target, aside / target.name)
             try:
@@ -139,3 +190,68 @@ def _rename_unless_taken(staging: Path, target: Path) -> None:
     except OSError:
         if not (target.is_dir() and any(target.iterdir())):
             raise
+
+
+# --- after a kill or a full disk -------------------------------------------------------------------------------------
+
+
+def is_leftover(name: str) -> bool:
+    """Whether a file or folder name is a temporary name of these helpers (see the module docstring).
+
+    >>> is_leftover(".unet.hfs-old-k2j4_x9a"), is_leftover(".samples.png.hfs-tmp-abc.png"), is_leftover(".git")
+    (True, True, False)
+    """
+    return _LEFTOVER.match(name) is not None
+
+
+def recover_folder(folder: str | os.PathLike) -> list[str]:
+    """Finish or undo what interrupted writes left in `folder` and its sub-folders (one level); returns what was done.
+
+    A folder moved aside (`old`) whose target is missing was replaced by a process killed between two renames: it
+    goes back. Every other leftover (a temporary file, a staging folder, a folder being deleted) is removed.
+    """
+    folder, done = Path(folder), []
+    if not folder.is_dir():
+        return done
+    places = [folder] + [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    for place in places:
+        for path in sorted(place.iterdir()):
+            match = _LEFTOVER.match(path.name)
+            if match is None:
+                continue
+            original = path / match["target"]
+            if match["kind"] == "old" and original.exists() and not (place / match["target"]).exists():
+                os.replace(original, place / match["target"])
+                done.append(f"restored {place / match['target']} (its replacement was interrupted)")
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            done.append(f"removed {path} (left by an interrupted write)")
+    return done
+
+
+def raise_if_disk_full(err: BaseException, target: str | os.PathLike) -> None:
+    """Raise `DiskFullError` naming `target` when `err` (raised while writing it) comes from a full file system.
+
+    Call it before removing the partial write: torch.save's error lost its errno, so a failed write on a disk with
+    less than 1 MiB free is taken as a full disk.
+    """
+    target = Path(target)
+    text = str(err).lower()
+    full = getattr(err, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or any(w in text for w in _NO_SPACE_WORDS)
+    if not full and any(word in text for word in _WRITER_FAILURES):
+        full = _free_bytes(target) < 2**20
+    if full:
+        raise DiskFullError(
+            errno.ENOSPC,
+            f"No space left on device while writing {target} ({_free_bytes(target) / 2**20:.1f} MiB free): free some "
+            "space or write somewhere else; the previous files are unchanged",
+        ) from err
+
+
+def _free_bytes(target: Path) -> int:
+    for place in (target, *target.parents):
+        if place.exists():
+            return shutil.disk_usage(place).free
+    return 0

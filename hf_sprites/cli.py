@@ -112,6 +112,7 @@ def run_sample(args: argparse.Namespace) -> Path:
     context = _parse_contexts(args.context)
     conditions = len(args.class_label or context or [])
     batch_size = args.batch_size or (conditions if conditions > 1 else 16)
+    _check_output_folder(output)
 
     import torch
 
@@ -131,6 +132,16 @@ def run_sample(args: argparse.Namespace) -> Path:
     if gif:
         return denoising_gif(result.intermediates, output, nrow=args.nrow, scale=args.scale)
     return save_atomic(image_grid(result.images, nrow=args.nrow, scale=args.scale), output)
+
+
+def _check_output_folder(output: Path) -> None:
+    from hf_sprites.atomic import check_writable
+
+    try:
+        check_writable(output.parent)
+    except OSError as err:
+        raise CommandError(f"--output {output} cannot be written ({err.strerror or err}); choose another --output or "
+                           f"make {output.parent} writable. Nothing was sampled.") from None
 
 
 def _parse_contexts(values: list[str] | None) -> list[list[float]] | None:

@@ -17,11 +17,11 @@ Example:
 """
 
 from .batching import (DEVICE_CACHE_MAX_BYTES, Batches, DeviceBatcher, ItemBatches, ItemDataset, fits_device_cache,
-                       make_batches)
+                       keeps_on_device, make_batches)
 from .hub import HubUnreachableError
 from .image_source import DataError, ImageSource, check_images, validate_labels
 from .sources import load_images
-from .transforms import ImageTransform, build_transform, make_transform, to_tensors
+from .transforms import ImageTransform, build_transform, choose_channels, make_transform, to_tensors
 
 __all__ = [
     "DEVICE_CACHE_MAX_BYTES",
@@ -35,7 +35,9 @@ __all__ = [
     "ItemDataset",
     "build_transform",
     "check_images",
+    "choose_channels",
     "fits_device_cache",
+    "keeps_on_device",
     "load_images",
     "make_batches",
     "make_transform",

@@ -290,7 +290,7 @@ def make_batches(cfg, source: ImageSource, accelerator, channels: int) -> Batche
     options = {"batch_size": cfg.train_batch_size, "seed": cfg.seed or 0, "random_flip": cfg.random_flip,
                "device": accelerator.device, "num_processes": accelerator.num_processes,
                "process_index": accelerator.process_index}
-    if _on_device(cfg.cache_on_device, num_items, channels, cfg.resolution):
+    if keeps_on_device(cfg.cache_on_device, num_items, channels, cfg.resolution):
         try:
             images, labels = to_tensors(source, transform, max_items=num_items)
             return DeviceBatcher(images, labels, **options)
@@ -302,7 +302,8 @@ def make_batches(cfg, source: ImageSource, accelerator, channels: int) -> Batche
     return ItemBatches(ItemDataset(source, transform, num_items), num_workers=cfg.dataloader_num_workers, **options)
 
 
-def _on_device(cache_on_device: str, num_items: int, channels: int, resolution: int) -> bool:
+def keeps_on_device(cache_on_device: str, num_items: int, channels: int, resolution: int) -> bool:
+    """Whether `make_batches` keeps the preprocessed images on the device ("auto": when they fit the device cache)."""
     if cache_on_device != "auto":
         return cache_on_device == "always"
     return fits_device_cache(num_items, channels, resolution)

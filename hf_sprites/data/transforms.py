@@ -1,8 +1,9 @@
 """Image preprocessing: PIL image → float tensor `(C, H, W)` in [-1, 1] (torchvision), one image or a whole source.
 
-Steps: composite transparency onto a background colour, convert to the model's channel count (1 = L,
-3 = RGB), resize (NEAREST keeps pixel-art palettes exact; bilinear for photos), optionally crop,
-optionally flip, `ToTensor`, `Normalize(0.5, 0.5)`.
+Steps: scale 16-bit and float greyscale to 8 bits (`to_8_bit`: PIL's own conversion would clip them), composite
+transparency onto a background colour, convert to the model's channel count (1 = L, 3 = RGB; palette and CMYK
+images through PIL's RGB conversion), resize (NEAREST keeps pixel-art palettes exact; bilinear for photos),
+optionally crop, optionally flip, `ToTensor`, `Normalize(0.5, 0.5)`.
 
 Three ways to make a square: by default the image is resized straight to `resolution x resolution`; with
 `center_crop` the shorter side is resized and the centre cut out; with `random_crop` (training without
@@ -10,7 +11,8 @@ Three ways to make a square: by default the image is resized straight to `resolu
 cut where the caller says (`crop_at`, fractions of the free room; the training batches draw it per item and
 epoch, seeded and resumable). Square images come out the same all three ways.
 `to_tensors` preprocesses a whole `ImageSource` in one pass (array-backed sources skip PIL where the
-result is the same), for the on-device batches of `hf_sprites.data.batching`.
+result is the same), for the on-device batches of `hf_sprites.data.batching`. `choose_channels` decides the channel
+count from every image of a source (greyscale only when all are), and says so when the images are mixed.
 
 Example:
     >>> from PIL import Image
@@ -25,6 +27,10 @@ Example:
     (torch.Size([1797, 1, 8, 8]), torch.int64)
 """
 
+import io
+from collections import Counter
+
+import datasets
 import numpy as np
 import torch
 from PIL import Image, ImageColor
@@ -35,6 +41,8 @@ from .image_source import DataError, ImageSource, iter_images
 
 INTERPOLATIONS = {"nearest": InterpolationMode.NEAREST, "bilinear": InterpolationMode.BILINEAR}
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+GREY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+_SCAN_BATCH = 1024
 
 
 def has_alpha(image: Image.Image) -> bool:
@@ -49,13 +57,34 @@ def composite_on_background(image: Image.Image, background=(255, 255, 255)) -> I
     return Image.alpha_composite(canvas, rgba).convert("RGB")
 
 
+def to_8_bit(image: Image.Image) -> Image.Image:
+    """16-bit and 32-bit integer greyscale (`I;16*`, `I`) scaled from 0..65535, float greyscale (`F`) from 0..1, to
+    8-bit `L`; other images as they are. (PIL's `convert("L")` clips such images instead of scaling them.)
+
+    >>> import numpy as np
+    >>> wide = Image.fromarray(np.array([[0, 8738, 65535]], dtype=np.uint16))
+    >>> wide.mode, np.asarray(to_8_bit(wide)).tolist()
+    ('I;16', [[0, 34, 255]])
+    """
+    if image.mode.startswith("I;16") or image.mode == "I":
+        scale = 255 / 65535
+    elif image.mode == "F":
+        scale = 255.0
+    else:
+        return image
+    levels = np.rint(np.asarray(image, dtype=np.float64) * scale)
+    return Image.fromarray(np.clip(levels, 0, 255).astype(np.uint8), mode="L")
+
+
 class ToChannels:
-    """Flatten transparency onto `background`, then convert to L (channels=1) or RGB (channels=3)."""
+    """Scale wide greyscale to 8 bits, flatten transparency onto `background`, then convert to L (channels=1) or RGB
+    (channels=3)."""
 
     def __init__(self, channels: int, background=(255, 255, 255)):
         self.channels, self.background = channels, tuple(background)
 
     def __call__(self, image: Image.Image) -> Image.Image:
+        image = to_8_bit(image)
         if has_alpha(image):
             image = composite_on_background(image, self.background)
         return image.convert("L" if self.channels == 1 else "RGB")
@@ -207,6 +236,46 @@ def _match_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
         return np.repeat(pixels, 3, axis=-1)
     weighted = pixels.astype(np.uint32) @ np.array([19595, 38470, 7471], dtype=np.uint32)
     return ((weighted + 0x8000) >> 16).astype(np.uint8)[..., None]
+
+
+def image_modes(source: ImageSource, max_items: int | None = None) -> Counter:
+    """How many of the first `max_items` images (all by default) have each PIL mode, read from the file headers
+    (array sources: from the array's shape). Unreadable images are left out (`check_images` reports them)."""
+    count = len(source) if max_items is None else min(max_items, len(source))
+    if source.pixels is not None:
+        grey = source.pixels.ndim == 3 or source.pixels.shape[-1] == 1
+        return Counter({("L" if grey else "RGB"): count})
+    files = source.dataset.cast_column("image", datasets.Image(decode=False))
+    modes = Counter()
+    for start in range(0, count, _SCAN_BATCH):
+        for stored in files[start : min(start + _SCAN_BATCH, count)]["image"]:
+            try:
+                with Image.open(io.BytesIO(stored["bytes"]) if stored["bytes"] else stored["path"]) as image:
+                    modes[image.mode] += 1
+            except Exception:  # noqa: BLE001  (a broken file: check_images names it)
+                continue
+    return modes
+
+
+def choose_channels(source: ImageSource, requested: int | None = None, max_items: int | None = None):
+    """`(channels, note)`: `requested` when given, else 1 when every image is greyscale and 3 otherwise; `note`
+    describes a mix of greyscale and colour images (converted to colour on purpose), else None.
+
+    >>> from hf_sprites.data import load_images
+    >>> choose_channels(load_images())
+    (1, None)
+    """
+    if requested:
+        return requested, None
+    modes = image_modes(source, max_items)
+    grey = sum(n for mode, n in modes.items() if mode in GREY_MODES)
+    colour = sum(modes.values()) - grey
+    if not colour:
+        return 1, None
+    if not grey:
+        return 3, None
+    return 3, (f"{source.source} mixes {grey} greyscale and {colour} colour images ({dict(modes)}): training in "
+               "colour, the greyscale images repeated to RGB; pass --in_channels 1 to train in greyscale instead")
 
 
 def to_tensors(source: ImageSource, transform, max_items: int | None = None):

@@ -14,7 +14,8 @@ import os
 from pathlib import Path
 
 import diffusers
-from diffusers import DiffusionPipeline
+from diffusers import DiffusionPipeline, ModelMixin
+from diffusers.utils import SAFETENSORS_WEIGHTS_NAME, WEIGHTS_NAME
 from huggingface_hub import snapshot_download
 
 from .card_data import is_repo_id
@@ -78,7 +79,7 @@ def load_pipeline(
     ```
     """
     folder = resolve_folder(path_or_repo, revision=revision, token=token)
-    index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    index = read_index(folder)
     components = {}
     for name, entry in index.items():
         if name.startswith("_") or not isinstance(entry, list):
@@ -86,5 +87,30 @@ def load_pipeline(
         if entry[0] is None:
             components[name] = None
             continue
-        components[name] = component_class(name, entry).from_pretrained(folder, subfolder=name)
+        cls = component_class(name, entry)
+        if issubclass(cls, ModelMixin):
+            check_weights(folder / name)
+        components[name] = cls.from_pretrained(folder, subfolder=name)
     return pipeline_class(index["_class_name"])(**components)
+
+
+def read_index(folder: Path) -> dict:
+    """`model_index.json` of a pipeline folder, or a ValueError that names the file when it is not valid JSON."""
+    path = folder / "model_index.json"
+    try:
+        index = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); restore it, or re-save the pipeline with "
+                         "`pipeline.save_pretrained(folder)`") from None
+    if not isinstance(index, dict) or "_class_name" not in index:
+        raise ValueError(f"{path} has no _class_name, so it does not describe a pipeline; restore it or re-save the "
+                         "pipeline with `pipeline.save_pretrained(folder)`")
+    return index
+
+
+def check_weights(subfolder: Path) -> None:
+    """A model component folder must hold its weights (diffusers' own message names only the legacy .bin file)."""
+    names = [name + suffix for name in (SAFETENSORS_WEIGHTS_NAME, WEIGHTS_NAME) for suffix in ("", ".index.json")]
+    if subfolder.is_dir() and not any((subfolder / name).is_file() for name in names):
+        raise FileNotFoundError(f"{subfolder / SAFETENSORS_WEIGHTS_NAME} is missing, so the pipeline folder is "
+                                "incomplete; copy the weights file back or re-save the pipeline")

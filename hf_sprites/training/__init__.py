@@ -4,6 +4,8 @@ Read in this order (the order of diffusers' `train_unconditional.py`): `config.p
 is the command line, `presets/*.yaml`, every rule on the settings), `builders.py` (accelerator, data, model,
 scheduler, optimizer, LR schedule, EMA), `step.py` (loss, context dropout, the per-batch update), `loop.py` (the
 run: checks, resume, the loop, logging) and `output.py` (checkpoints, previews, the pipeline folder, card, push).
+Beside the loop: `folder.py` (one run owns its output folder; what it may write over; recovery after a kill),
+`health.py` (a diverging run stops before anything non-finite is saved) and `memory.py` (will the run fit?).
 The data and its batching live in `hf_sprites.data`.
 
 Example:
@@ -16,15 +18,17 @@ from __future__ import annotations
 import logging
 from typing import Optional
 
-from .config import TrainConfig, TrainConfigError, parse_train_args
+from .config import TrainConfig, TrainConfigError, check_config, parse_train_args
 
 
 def main(argv: Optional[list[str]] = None):
     """Parse `argv` (a list of flags; None means no flags) and train. Returns the output folder."""
+    cfg = parse_train_args(argv)
+    check_config(cfg)  # before the heavy imports: a bad flag fails in a moment
     from .loop import train
 
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    return train(parse_train_args(argv))
+    return train(cfg)
 
 
 __all__ = ["TrainConfig", "TrainConfigError", "main", "parse_train_args"]

@@ -19,6 +19,8 @@ Example:
 from __future__ import annotations
 
 import inspect
+import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -30,7 +32,7 @@ from diffusers import DDPMScheduler, UNet2DModel
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 
-from hf_sprites.data import load_images
+from hf_sprites.data import choose_channels, load_images
 from hf_sprites.models import BasicUNet, ContextUnet
 from hf_sprites.schedulers import CorruptScheduler, SpriteScheduler
 
@@ -39,6 +41,7 @@ from .output import Previewer, tracker_names
 from .plan import RunPlan, plan_for_length, resolve_mixed_precision
 from .step import DiffusionLoss
 
+logger = logging.getLogger(__name__)
 # a budgeted run's EMA averages over at most this share of its planned steps (see `ema_decay_cap`)
 EMA_HORIZON_SHARE = 0.1
 
@@ -70,14 +73,13 @@ def load_source(cfg):
 
 
 def image_channels(cfg, source) -> int:
-    """`--in_channels` (or the preset's, or the `--model_config_name_or_path` file's), else 1 for grey data, else 3."""
-    channels = cfg.in_channels or (cfg.model_config_name_or_path and
-                                   load_model_config(cfg.model_config_name_or_path).get("in_channels"))
-    if channels:
-        return channels
-    if source.pixels is not None:
-        return 1 if source.pixels.ndim == 3 or source.pixels.shape[-1] == 1 else 3
-    return 1 if source.dataset[0]["image"].mode in ("1", "L", "LA", "I", "I;16", "F") else 3
+    """`--in_channels` (or the preset's, or the `--model_config_name_or_path` file's), else 1 when every training image
+    is greyscale and 3 otherwise (a mix is logged: `hf_sprites.data.choose_channels`)."""
+    from_file = cfg.model_config_name_or_path and load_model_config(cfg.model_config_name_or_path).get("in_channels")
+    channels, note = choose_channels(source, cfg.in_channels or from_file, cfg.max_train_samples)
+    if note:
+        logger.warning(note)
+    return channels
 
 
 # --- model and noise scheduler -------------------------------------------------------------------------------------
@@ -242,6 +244,7 @@ class Run:
     started: float = 0.0  # time.monotonic() when the run began (a time budget counts from there)
     threads: object = None  # the `ThreadChoice` of a CPU run
     stopped_at: Optional[int] = None  # the step where a spent time budget ended the run before its plan
+    health: object = None  # the run's divergence checks (`health.Health`), made by the loop
 
     @property
     def output_dir(self) -> Path:

@@ -172,6 +172,9 @@ class TrainConfig:
         aliases=("--report_to",), metavar="TRACKER")
     logging_dir: str = flag("logs", "relative to output_dir")
     logging_steps: int = flag(10, "log the loss every N optimizer steps")
+    # reliability
+    max_bad_steps: int = flag(0, "optimizer steps with NaN/inf gradients to skip (each logged, one host sync per step) "
+                                 "before the run stops; 0: stop at the first non-finite loss")
     # sharing
     push_to_hub: bool = flag(False, "upload the folder to the Hub at the end")
     hub_model_id: Optional[str] = flag(None, "Hub repo id (default: the output folder's name)")
@@ -464,6 +467,11 @@ def check_numbers(cfg) -> None:
         _fail(f"--cond_drop_prob must be in [0, 1) (the course uses 0.1), got {cfg.cond_drop_prob}")
 
 
+def check_reliability(cfg) -> None:
+    if cfg.max_bad_steps < 0:
+        _fail(f"--max_bad_steps must be 0 (stop at the first bad step) or more, got {cfg.max_bad_steps}")
+
+
 def check_model_shape(cfg) -> None:
     """The image size must fit the model's down-sampling, and UNet2DModel's blocks must line up."""
     size, blocks = cfg.resolution, len(cfg.block_out_channels)
@@ -521,6 +529,7 @@ def check_config(cfg) -> None:
     check_choices(cfg)
     check_numbers(cfg)
     check_model_config(cfg)
+    check_reliability(cfg)
     check_model_shape(cfg)
     check_model_options(cfg)
     check_sharing(cfg)

@@ -1,9 +1,10 @@
 """The training run: check, build, resume, loop (log, EMA, checkpoints, previews), then write the pipeline folder.
 
-Order of work (`train`): check every setting (`config.check_config`) and output place (`output.check_outputs`),
-load the data and check it against the settings (`config.check_data`), build the run (`builders.build_run`),
-and only then write anything. All processes run the same loop; only the main process writes previews, the
-pipeline folder and the card, and pushes.
+Order of work (`train`): check every setting (`config.check_config`), take the output folder for this run and check
+it (`folder.own_output_dir`, `folder.check_outputs`), load the data and check it against the settings
+(`config.check_data`), check that the run fits in memory (`memory.check_memory`), build the run
+(`builders.build_run`), and only then write anything. All processes run the same loop; only the main process writes
+previews, the pipeline folder and the card, and pushes. Non-finite losses and weights stop the run (`health.py`).
 
 Example:
     >>> from hf_sprites.training.loop import Meter
@@ -17,7 +18,6 @@ Example:
 from __future__ import annotations
 
 import copy
-import shutil
 import time
 from pathlib import Path
 from typing import Optional
@@ -32,22 +32,22 @@ from hf_sprites.data import make_batches
 
 from .builders import Run, adopt_plan, build_run, image_channels, load_source, make_accelerator
 from .config import check_config, check_data, label_mode
-from .output import (PROJECT_NAME, STATE_FILE, check_outputs, ema_weights, find_checkpoint, init_kwargs,
-                     list_checkpoints, load_checkpoint, push, save_checkpoint, save_pipeline, tracker_names, write_card,
-                     write_trainer_state)
+from .folder import check_outputs, own_output_dir, prepare_folder
+from .health import Health
+from .memory import check_memory
+from .output import (PROJECT_NAME, STATE_FILE, ema_weights, find_checkpoint, init_kwargs, load_checkpoint, push,
+                     save_checkpoint, save_pipeline, tracker_names, write_card, write_trainer_state)
 from .plan import RunPlan, plan_for_budget, use_cpu_threads
 from .step import train_batch
 
 logger = get_logger(__name__)
 
 def prepare_output_dir(run: Run) -> None:
-    """Create output_dir; with --overwrite_output_dir (and no resume) drop the previous run's checkpoints."""
+    """Recover output_dir from interrupted writes; with --overwrite_output_dir (and no resume) drop the previous run's
+    checkpoints (`folder.prepare_folder`)."""
     cfg, acc = run.cfg, run.accelerator
     if acc.is_main_process:
-        run.output_dir.mkdir(parents=True, exist_ok=True)
-        if cfg.overwrite_output_dir and not cfg.resume_from_checkpoint:
-            for old in list_checkpoints(run.output_dir):
-                shutil.rmtree(old)
+        prepare_folder(cfg, resuming=find_checkpoint(run.output_dir, cfg.resume_from_checkpoint) is not None)
         start_trackers(run)
     acc.wait_for_everyone()
 
@@ -112,6 +112,7 @@ def log_step(run: Run, meter: Meter, progress) -> None:
 
 
 def checkpoint(run: Run) -> None:
+    run.health.check(run, before=f"checkpoint-{run.global_step}")
     save_checkpoint(run.accelerator, run.output_dir, step=run.global_step, training_state=run.training_state(),
                     total_limit=run.cfg.checkpoints_total_limit)
 
@@ -133,6 +134,7 @@ def after_update(run: Run, meter: Meter, progress) -> None:
     run.global_step += 1
     progress.update(1)
     if run.global_step % cfg.logging_steps == 0 or run.global_step == run.max_train_steps:
+        run.health.check(run)  # read where the loop syncs anyway
         log_step(run, meter, progress)
         if run.global_step < run.max_train_steps and past_budget(run):
             logger.warning(f"The time budget is spent at step {run.global_step} of the {run.plan.total_steps} planned "
@@ -150,16 +152,19 @@ def end_of_epoch(run: Run, epoch: int) -> None:
     if run.global_step >= run.max_train_steps or not acc.is_main_process:
         return
     if (epoch + 1) % cfg.save_model_epochs == 0:
+        run.health.check(run, before="the pipeline", all_processes=False)
         with ema_weights(run.unet, run.ema):
             save_pipeline(run.unet, run.scheduler, run.output_dir, conditional=cfg.conditional)
 
 
-def one_step(run: Run, images, labels, lr_scheduler=None) -> torch.Tensor:
-    """One batch of the run: memory format, loss, backward, update (see `step.train_batch`)."""
+def one_step(run: Run, images, labels, lr_scheduler=None, skip_non_finite=None) -> Optional[torch.Tensor]:
+    """One batch of the run: memory format, loss, backward, update (see `step.train_batch`); None when a non-finite
+    update was skipped (`--max_bad_steps`)."""
     if run.cfg.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     return train_batch(run.accelerator, run.model, images, labels=labels, loss_fn=run.loss_fn, optimizer=run.optimizer,
-                       lr_scheduler=lr_scheduler or run.lr_scheduler, max_grad_norm=run.cfg.max_grad_norm)
+                       lr_scheduler=lr_scheduler or run.lr_scheduler, max_grad_norm=run.cfg.max_grad_norm,
+                       skip_non_finite=skip_non_finite)
 
 
 def train_loop(run: Run) -> None:
@@ -168,11 +173,16 @@ def train_loop(run: Run) -> None:
     progress = tqdm(total=run.max_train_steps, initial=run.global_step, desc="train",
                     disable=not acc.is_local_main_process)
     meter = Meter(acc.device)
+    run.health = run.health or Health(cfg, acc.device)
     run.model.train()
     while run.global_step < run.max_train_steps:
         epoch = run.batches.epoch
         for images, labels in run.batches:
-            loss = one_step(run, images, labels)
+            loss = one_step(run, images, labels, skip_non_finite=run.health.skipper)
+            if loss is None:
+                run.health.skip(run)
+                continue
+            run.health.watch(loss, run.global_step + 1)
             meter.add(loss, images.shape[0])
             if acc.sync_gradients:
                 after_update(run, meter, progress)
@@ -185,9 +195,11 @@ def train_loop(run: Run) -> None:
 def finish(run: Run, token: Optional[str]) -> Path:
     """Final checkpoint, pipeline folder (EMA weights when EMA is on), samples, GIF, card, push."""
     cfg, acc = run.cfg, run.accelerator
+    run.health = run.health or Health(cfg, acc.device)
     if cfg.checkpointing_steps and not (run.output_dir / f"checkpoint-{run.global_step}").is_dir():
         checkpoint(run)
     if acc.is_main_process:
+        run.health.check(run, before="the pipeline", all_processes=False)
         unet = run.unet
         with ema_weights(unet, run.ema):
             save_pipeline(unet, run.scheduler, run.output_dir, conditional=cfg.conditional)
@@ -280,20 +292,26 @@ def stored_plan(cfg) -> Optional[RunPlan]:
 
 
 def train(cfg) -> Path:
-    """Run a full training job described by `cfg`; returns the output folder."""
+    """Run a full training job described by `cfg`, holding its output folder; returns the output folder."""
     started = time.monotonic()
     check_config(cfg)
-    token = check_outputs(cfg)
     accelerator = make_accelerator(cfg)
     threads = use_cpu_threads(cfg.cpu_threads, accelerator)
     if threads is not None:
         logger.info(f"Training on the CPU with {threads.threads} thread(s) per process ({threads.reason}).")
+    with own_output_dir(cfg.output_dir, is_main_process=accelerator.is_main_process):
+        return train_in_own_folder(cfg, accelerator, started=started, threads=threads)
+
+
+def train_in_own_folder(cfg, accelerator, *, started: float, threads=None) -> Path:
+    token = check_outputs(cfg, accelerator.process_index)
     with accelerator.main_process_first():
         source = load_source(cfg)
     check_data(cfg, source, accelerator.num_processes)
     if cfg.seed is not None:
         set_seed(cfg.seed, device_specific=True)  # own noise per process; DDP syncs the initial weights
     channels = image_channels(cfg, source)
+    check_memory(cfg, source, channels, accelerator)
     batches = make_batches(cfg, source, accelerator, channels)
     run = build_run(cfg, accelerator, source, batches, channels, plan=stored_plan(cfg))
     run.started, run.threads = started, threads

@@ -8,8 +8,8 @@ previews do not change the run), one column per class for conditional models. Th
 `SpritePipeline` for runs trained on labels, with `README.md`, `samples.png`, `denoising.gif`.
 
 Everything is written beside its place and renamed into it (`hf_sprites.atomic`), so an interrupted run never
-leaves a half-written checkpoint, pipeline or file; old checkpoints are removed only after the new one exists.
-`check_outputs` checks the output folder, the checkpoint to resume and the Hub repo and token before any work.
+leaves a half-written checkpoint, pipeline or file; old checkpoints are removed only after the new one exists, and a
+full disk is reported as such. Whether a run may write into the folder at all is decided in `folder.py`.
 Logs: `--report_to` (diffusers' name; `--logger` is `train_unconditional.py`'s) takes one or more of accelerate's
 trackers (tensorboard with hf_sprites, wandb with `hf-sprites[trackers]`, trackio, comet_ml, mlflow, ...), `all` or
 `none`; scalars go through `accelerator.log`, sample grids through `log_image` to every tracker that takes images,
@@ -21,6 +21,7 @@ Example:
     >>> root = pathlib.Path(tempfile.mkdtemp())
     >>> for step in (5, 40, 10):
     ...     (root / f"checkpoint-{step}").mkdir()
+    ...     (root / f"checkpoint-{step}" / "training_state.pt").touch()
     >>> find_checkpoint(root, "latest").name
     'checkpoint-40'
 """
@@ -38,16 +39,17 @@ from typing import Optional
 
 import numpy as np
 import torch
+from accelerate.utils import RNG_STATE_NAME, SAFE_WEIGHTS_NAME, WEIGHTS_NAME
+from accelerate.utils import load as accelerate_load
 from diffusers import DDPMPipeline
 
-from hf_sprites.atomic import atomic_write_text, make_staging_dir, move_into_place
+from hf_sprites.atomic import (atomic_write_text, make_staging_dir, move_into_place, raise_if_disk_full, remove_tree,
+                               staging_path)
 from hf_sprites.evaluation.sampling import default_steps, swap_sampler
 from hf_sprites.hub.card import write_model_card
-from hf_sprites.hub.push import DEFAULT_IGNORE, check_repo_id, push_folder, resolve_token
+from hf_sprites.hub.push import DEFAULT_IGNORE, push_folder
 from hf_sprites.pipelines import SpritePipeline
 from hf_sprites.viz import denoising_gif, image_grid, save_atomic
-
-from .config import TrainConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -60,13 +62,23 @@ _CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
 # --- checkpoints ---------------------------------------------------------------------------------------------------
 
 
+def checkpoint_step(name: str) -> Optional[int]:
+    """The step of a `checkpoint-<step>` name, None for any other name.
+
+    >>> checkpoint_step("checkpoint-40"), checkpoint_step("checkpoint-x")
+    (40, None)
+    """
+    match = _CHECKPOINT_NAME.match(name)
+    return int(match.group(1)) if match else None
+
+
 def list_checkpoints(output_dir) -> list[Path]:
-    """Finished checkpoints in `output_dir`, oldest (lowest step) first."""
+    """Finished checkpoints (`checkpoint-<step>` folders with a `training_state.pt`) in `output_dir`, oldest first."""
     root = Path(output_dir)
     if not root.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in root.iterdir() if p.is_dir() and (m := _CHECKPOINT_NAME.match(p.name))]
-    return [path for _, path in sorted(found)]
+    found = [(checkpoint_step(p.name), p) for p in root.iterdir() if checkpoint_step(p.name) is not None]
+    return [path for _, path in sorted(found) if is_checkpoint(path)]
 
 
 def find_checkpoint(output_dir, spec: Optional[str]) -> Optional[Path]:
@@ -87,27 +99,52 @@ def is_checkpoint(path) -> bool:
 def save_checkpoint(accelerator, output_dir, *, step: int, training_state: dict, total_limit: Optional[int] = None):
     """Write checkpoint-`step` from every process (call it on all of them); returns its path."""
     final = Path(output_dir) / f"checkpoint-{step}"
-    staging = final.with_name(f".{final.name}.tmp")  # one name every process knows
+    staging = staging_path(final)  # one name every process knows
     if accelerator.is_main_process and staging.exists():
         shutil.rmtree(staging)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(staging))
-    accelerator.wait_for_everyone()  # every process has written its RNG state before the folder is renamed
+    try:
+        accelerator.save_state(str(staging))
+        accelerator.wait_for_everyone()  # every process has written its RNG state before the folder is renamed
+        if accelerator.is_main_process:
+            torch.save(training_state, staging / STATE_FILE)
+            move_into_place(staging, final)
+    except (OSError, RuntimeError) as err:
+        raise_if_disk_full(err, final)
+        raise
+    finally:
+        if accelerator.is_main_process and staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
     if accelerator.is_main_process:
-        torch.save(training_state, staging / STATE_FILE)
-        move_into_place(staging, final)
         for old in list_checkpoints(output_dir)[:-total_limit] if total_limit else []:
-            shutil.rmtree(old)
+            remove_tree(old)
             logger.info("Removed old checkpoint %s (checkpoints_total_limit=%d)", old, total_limit)
         logger.info("Saved checkpoint %s", final)
     accelerator.wait_for_everyone()
     return final
 
 
+def load_checkpoint_files(path, process_index: int = 0) -> dict:
+    """Read what a resume needs from checkpoint `path` beyond the weights: `training_state` (CPU tensors) and this
+    process's random states, as accelerate reads them; raises naming the first file that is missing or damaged."""
+    path = Path(path)
+    if not ((path / SAFE_WEIGHTS_NAME).is_file() or (path / WEIGHTS_NAME).is_file()):
+        raise FileNotFoundError(f"{path / SAFE_WEIGHTS_NAME} is missing")
+    loaded = {}
+    for name in (f"{RNG_STATE_NAME}_{process_index}.pkl", STATE_FILE):
+        try:
+            loaded[name] = accelerate_load(path / name, map_location="cpu")
+        except Exception as err:  # noqa: BLE001  (missing, truncated or tampered: all mean the same to a resume)
+            reason = " ".join(str(err).split())[:200]
+            raise ValueError(f"{path / name} cannot be read ({type(err).__name__}: {reason})") from None
+    return loaded[STATE_FILE]
+
+
 def load_checkpoint(accelerator, path) -> dict:
     """Restore model, optimizer, LR scheduler and RNG through accelerate; return `training_state` (CPU tensors)."""
+    state = load_checkpoint_files(path, accelerator.process_index)
     accelerator.load_state(str(path))
-    return torch.load(Path(path) / STATE_FILE, map_location="cpu", weights_only=True)
+    return state
 
 
 # --- previews ------------------------------------------------------------------------------------------------------
@@ -214,6 +251,9 @@ def save_pipeline(unet, scheduler, output_dir, *, conditional: bool) -> Path:
         for name in PIPELINE_ENTRIES:
             move_into_place(staging / name, output_dir / name)
         os.replace(staging / INDEX_FILE, output_dir / INDEX_FILE)
+    except (OSError, RuntimeError) as err:
+        raise_if_disk_full(err, output_dir)
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return output_dir
@@ -222,15 +262,25 @@ def save_pipeline(unet, scheduler, output_dir, *, conditional: bool) -> Path:
 def write_trainer_state(output_dir, *, global_step: int, history: list, plan=None, threads=None,
                         stopped_at: Optional[int] = None) -> Path:
     """`trainer_state.json`: the final step, the logged (step, loss, images/s) rows, the run's plan (length, time
-    budget, measured step time, preview steps), its CPU threads and why, and where a spent budget stopped it."""
+    budget, measured step time, preview steps), its CPU threads and why, and where a spent budget stopped it.
+    Always valid JSON: a NaN or infinite loss is written as null."""
     state = {
         "global_step": global_step,
-        "log_history": [dict(zip(("step", "loss", "img_per_s"), row)) for row in history],
+        "log_history": [dict(zip(("step", "loss", "img_per_s"), map(_json_number, row))) for row in history],
         "plan": plan.to_dict() if plan is not None else None,
         "cpu_threads": {"threads": threads.threads, "reason": threads.reason} if threads is not None else None,
         "stopped_by_budget_at": stopped_at,
     }
-    return atomic_write_text(Path(output_dir) / "trainer_state.json", json.dumps(state, indent=1))
+    return atomic_write_text(Path(output_dir) / "trainer_state.json", json.dumps(state, indent=1, allow_nan=False))
+
+
+def _json_number(value):
+    """`value`, or None (JSON null) for NaN and infinities, which JSON cannot hold.
+
+    >>> _json_number(float("nan")), _json_number(2)
+    (None, 2)
+    """
+    return None if isinstance(value, float) and not np.isfinite(value) else value
 
 
 BOOKKEEPING = ("output_dir", "overwrite_output_dir", "cache_dir", "logging_dir", "resume_from_checkpoint", "push_to_hub",
@@ -283,28 +333,6 @@ def push(cfg, token: Optional[str]) -> None:
     push_folder(cfg.output_dir, hub_repo_id(cfg), token=token, private=cfg.hub_private_repo,
                 commit_message="Upload pipeline trained with hf_sprites", ignore=(*DEFAULT_IGNORE, tracker_files))
 
-
-# --- before any work: where the run will write -----------------------------------------------------------------------
-
-
-def check_outputs(cfg) -> Optional[str]:
-    """The output folder, the checkpoint to resume and (with --push_to_hub) the Hub repo id and token, checked before
-    any work; raises `TrainConfigError`. Returns the Hub token when pushing, else None."""
-    out = Path(cfg.output_dir)
-    if out.exists() and not out.is_dir():
-        raise TrainConfigError(f"--output_dir {out} is a file; pass a folder path")
-    if out.is_dir() and any(out.iterdir()) and not (cfg.overwrite_output_dir or cfg.resume_from_checkpoint):
-        raise TrainConfigError(f"--output_dir {out} is not empty; pass --overwrite_output_dir to train into it anyway, "
-                               "--resume_from_checkpoint latest to continue its run, or choose another folder")
-    spec = cfg.resume_from_checkpoint
-    if spec and spec != "latest" and not is_checkpoint(spec):
-        found = [p.name for p in list_checkpoints(out)]
-        raise TrainConfigError(f"--resume_from_checkpoint {spec} is not a checkpoint folder (no {STATE_FILE}); pass "
-                               f"'latest' or one of the checkpoint-N folders{f' in {out}: {found}' if found else ''}")
-    if not cfg.push_to_hub:
-        return None
-    check_repo_id(hub_repo_id(cfg))
-    return resolve_token(cfg.hub_token)
 
 
 # --- experiment trackers: which of accelerate's trackers a run logs to, images to each -------------------------------

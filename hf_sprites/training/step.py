@@ -134,14 +134,56 @@ class DiffusionLoss:
         return (per_sample * min_snr_weights(self.scheduler, timesteps, self.snr_gamma)).mean()
 
 
-def train_batch(accelerator, model, images, *, labels=None, loss_fn, optimizer, lr_scheduler, max_grad_norm=None):
+def gradients_are_finite(model) -> bool:
+    """Whether every gradient of `model` is a finite number (one host sync).
+
+    >>> layer = torch.nn.Linear(2, 1)
+    >>> layer(torch.tensor([[1.0, float("nan")]])).sum().backward()
+    >>> gradients_are_finite(layer)
+    False
+    """
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    return not grads or bool(torch.isfinite(torch.nn.utils.get_total_norm(grads)))
+
+
+class SkipNonFinite:
+    """Skip an update whose gradients are not finite and undo what its forward passes did to the model's buffers
+    (BatchNorm running statistics): the buffers are copied at the start of every update, and `keep` costs one host
+    sync. The gradients are already reduced across processes, so every process decides the same."""
+
+    def __init__(self):
+        self._saved = None
+
+    def start(self, model) -> None:
+        if self._saved is None:  # the first batch of an update (several with gradient accumulation)
+            self._saved = [buffer.detach().clone() for buffer in model.buffers()]
+
+    def keep(self, model) -> bool:
+        """At the end of an update: True when its gradients are finite, else restore the buffers and return False."""
+        saved, self._saved = self._saved, None
+        if gradients_are_finite(model):
+            return True
+        with torch.no_grad():
+            for buffer, value in zip(model.buffers(), saved):
+                buffer.copy_(value)
+        return False
+
+
+def train_batch(accelerator, model, images, *, labels=None, loss_fn, optimizer, lr_scheduler, max_grad_norm=None,
+                skip_non_finite: Optional[SkipNonFinite] = None):
     """One optimisation step as the training loop runs it (inside `accelerator.accumulate`).
 
-    Returns the detached loss tensor (no host sync: call `.item()` only when logging).
+    Returns the detached loss tensor (no host sync: call `.item()` only when logging). With `skip_non_finite`, an
+    update whose gradients are not finite is not applied (see `SkipNonFinite`) and None is returned.
     """
     with accelerator.accumulate(model):
+        if skip_non_finite is not None:
+            skip_non_finite.start(model)
         loss = loss_fn(model, images, labels)
         accelerator.backward(loss)
+        if skip_non_finite is not None and accelerator.sync_gradients and not skip_non_finite.keep(model):
+            optimizer.zero_grad(set_to_none=True)
+            return None
         if max_grad_norm is not None and accelerator.sync_gradients:
             accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
         optimizer.step()
