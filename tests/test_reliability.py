@@ -31,8 +31,8 @@ import hf_sprites.training.output as output_module
 from hf_sprites.atomic import is_leftover
 from hf_sprites.data import build_transform, choose_channels, load_images, to_tensors
 from hf_sprites.training import TrainConfigError, main, parse_train_args
-from hf_sprites.training.folder import LOCK_FILE
-from hf_sprites.training.health import TrainingDiverged
+from hf_sprites.training.output import LOCK_FILE
+from hf_sprites.training.loop import TrainingDiverged
 from hf_sprites.training.output import STATE_FILE, list_checkpoints
 
 REPO = Path(__file__).resolve().parents[1]
@@ -186,7 +186,7 @@ def test_kill_at_a_chosen_point_then_resume_gives_the_uninterrupted_result(point
     assert on_disk_after_kill(out), sorted(p.name for p in out.iterdir())
     assert all((p / STATE_FILE).is_file() for p in out.glob("checkpoint-*")), "a half checkpoint is visible"
 
-    caplog.set_level(logging.WARNING, logger="hf_sprites.training.folder")
+    caplog.set_level(logging.WARNING, logger="hf_sprites.training.output")
     main(args_for(out, sprites, "--resume_from_checkpoint", "latest"))
     assert_finished_cleanly(out, reference)
     assert "Took over" in caplog.text  # the killed run's lock file
@@ -258,7 +258,7 @@ def test_a_second_run_into_a_folder_in_use_is_refused_and_changes_nothing(sprite
 
 
 def test_a_lock_held_by_this_process_names_it(sprites, tmp_path):
-    from hf_sprites.training.folder import RunLock
+    from hf_sprites.training.output import RunLock
 
     out = tmp_path / "out"
     out.mkdir()
@@ -314,7 +314,7 @@ def test_one_bad_batch_stops_the_run_or_is_skipped_with_max_bad_steps(sprites, t
 
     monkeypatch.undo()
     poison_batch(monkeypatch, 3)
-    caplog.set_level(logging.WARNING, logger="hf_sprites.training.health")
+    caplog.set_level(logging.WARNING, logger="hf_sprites.training.loop")
     out = tmp_path / "skipped"
     main(args_for(out, sprites, "--max_bad_steps", "1"))
     assert "Step 3: NaN or infinite gradients; skipped this update (1 of --max_bad_steps 1)" in caplog.text
@@ -413,7 +413,7 @@ def test_overwrite_replaces_only_what_the_package_wrote(sprites, reference, tmp_
     (out / "notes").mkdir()
     (out / "notes" / "a.txt").write_bytes(b"notes")
     foreign = {k: v for k, v in snapshot(out).items() if k.startswith(("keep.txt", "notes"))}
-    caplog.set_level(logging.WARNING, logger="hf_sprites.training.folder")
+    caplog.set_level(logging.WARNING, logger="hf_sprites.training.output")
     main(args_for(out, sprites, "--overwrite_output_dir"))
     assert "removing the previous run's checkpoint-2, checkpoint-4, checkpoint-6, checkpoint-8" in caplog.text
     assert {k: v for k, v in snapshot(out).items() if k.startswith(("keep.txt", "notes"))} == foreign
@@ -478,7 +478,7 @@ def test_channels_come_from_every_image_and_cmyk_and_palette_convert_to_rgb(tmp_
 
 
 def test_a_resolution_too_large_for_this_machine_fails_before_the_model_is_built(tmp_path):
-    from hf_sprites.training.memory import estimate_memory
+    from hf_sprites.training.builders import estimate_memory
 
     out = tmp_path / "out"
     with pytest.raises(TrainConfigError, match="needs about .* GiB") as caught:

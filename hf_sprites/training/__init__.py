@@ -3,9 +3,10 @@
 Read in this order (the order of diffusers' `train_unconditional.py`): `config.py` (the `TrainConfig` dataclass
 is the command line, `presets/*.yaml`, every rule on the settings), `builders.py` (accelerator, data, model,
 scheduler, optimizer, LR schedule, EMA), `step.py` (loss, context dropout, the per-batch update), `loop.py` (the
-run: checks, resume, the loop, logging) and `output.py` (checkpoints, previews, the pipeline folder, card, push).
-Beside the loop: `folder.py` (one run owns its output folder; what it may write over; recovery after a kill),
-`health.py` (a diverging run stops before anything non-finite is saved) and `memory.py` (will the run fit?).
+run: checks, resume, the loop, the time budget, logging, divergence) and `output.py` (checkpoints, previews,
+trackers, the pipeline folder, card, push, and the output folder one run owns at a time). `plan.py` holds what a run
+does with its machine: CPU threads, precision and the steps that fit a time budget; `builders.py` also checks that
+the run fits the machine's memory before the model is built.
 The data and its batching live in `hf_sprites.data`.
 
 Example:
