@@ -41,24 +41,29 @@ TRAINED = "DDPM"  # a noise predictor's own scheduler; other models offer theirs
 SAMPLERS = {TRAINED: None, "DDIM": DDIMScheduler, "DPM-Solver": DPMSolverMultistepScheduler}
 DEFAULT_STEPS = {"DDIM": 25, "DPM-Solver": 20}  # DDPM: every training step
 CARD_KEY = "hf_sprites"  # the model card's metadata key holding the card inputs, `class_names` among them
+RECORD_FILE = "training_config.json"  # beside the card: what it was rendered from (hf_sprites.hub.card_data)
 
 
 def read_class_names(folder: str | Path) -> list[str] | None:
-    """The class names kept in the hf_sprites model card (`folder/README.md`), or None when it records none.
+    """The class names the folder's model card was written with: `training_config.json` beside the card (what
+    hf_sprites writes), else the `hf_sprites:` key of an older card's front matter; None when neither records any.
 
     ```py
-    >>> import tempfile, pathlib
+    >>> import json, tempfile, pathlib
     >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> _ = (folder / "README.md").write_text("---\\nhf_sprites:\\n  class_names: [hero, food]\\n---\\n# card\\n")
+    >>> _ = (folder / "training_config.json").write_text(json.dumps({"class_names": ["hero", "food"]}))
     >>> read_class_names(folder)
     ['hero', 'food']
 
     ```
     """
-    readme = Path(folder) / "README.md"
-    if not readme.is_file():
+    record, readme = Path(folder) / RECORD_FILE, Path(folder) / "README.md"
+    if record.is_file():
+        inputs = json.loads(record.read_text(encoding="utf-8"))
+    elif readme.is_file():
+        inputs = ModelCard.load(readme).data.to_dict().get(CARD_KEY)
+    else:
         return None
-    inputs = ModelCard.load(readme).data.to_dict().get(CARD_KEY)
     names = inputs.get("class_names") if isinstance(inputs, dict) else None
     return [str(name) for name in names] if names else None
 

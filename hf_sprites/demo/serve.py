@@ -10,7 +10,7 @@ import os
 import socket
 from pathlib import Path
 
-from ..evaluation.sampling import load_pipeline as as_sprite_pipeline
+from ..evaluation.sampling import as_sprite_pipeline
 from ..hub.load import load_pipeline, resolve_folder
 from .app import SpriteDemo, read_class_names
 
