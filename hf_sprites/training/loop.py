@@ -282,12 +282,15 @@ def plan_budget(run: Run) -> RunPlan:
 
 
 def stored_plan(cfg) -> Optional[RunPlan]:
-    """The plan saved in the checkpoint a run resumes from (a resumed budgeted run keeps its plan), else None."""
+    """The plan of the budgeted run a budgeted run resumes from (it keeps that plan rather than measuring again), else
+    None. A fixed-length run plans from its flags, so a resume may lengthen or shorten it as before."""
     path = find_checkpoint(cfg.output_dir, cfg.resume_from_checkpoint)
-    if path is None or not (Path(path) / STATE_FILE).is_file():
+    if cfg.time_budget_minutes is None or path is None or not (Path(path) / STATE_FILE).is_file():
         return None
     saved = torch.load(Path(path) / STATE_FILE, map_location="cpu", weights_only=True).get("plan")
-    return RunPlan(**{**saved, "preview_steps": tuple(saved["preview_steps"])}) if saved else None
+    if not saved or saved.get("budget_s") is None:
+        return None
+    return RunPlan(**{**saved, "preview_steps": tuple(saved["preview_steps"])})
 
 
 def train(cfg) -> Path:
