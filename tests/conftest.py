@@ -3,6 +3,7 @@
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 # Idle OpenMP threads that spin take the cores that working threads (and test subprocesses, which inherit this) need
@@ -66,3 +67,19 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def sprite_arrays(tmp_path) -> Path:
+    """The course's .npy layout with 48 generated 8x8 RGB sprites (a coloured square on white) and one-hot labels."""
+    rng = np.random.default_rng(0)
+    images = np.full((48, 8, 8, 3), 255, np.uint8)
+    classes = np.arange(48) % 3
+    for i, c in enumerate(classes):
+        x, y = rng.integers(0, 4, size=2)
+        images[i, y:y + 4, x:x + 4] = np.roll([220, 30, 30], c)
+    folder = tmp_path / "sprites"
+    folder.mkdir()
+    np.save(folder / "sprites_48_8x8.npy", images)
+    np.save(folder / "sprite_labels_nc_48_8x8.npy", np.eye(3, dtype=np.float32)[classes])
+    return folder

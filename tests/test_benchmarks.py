@@ -38,8 +38,7 @@ def test_train_throughput_smoke(tmp_path):
         readme = result["readme"]
         assert readme["command"].startswith("accelerate launch examples/train.py --preset sprites_context_fast")
         assert readme["steps"] >= 1 and readme["img_per_s"] > 0
-        assert readme["cpu_threads"]["reason"] == "1 usable cores / 1 process(es) on this machine" or \
-            "usable cores" in readme["cpu_threads"]["reason"]  # accelerate's OMP_NUM_THREADS=1 was not taken
+        assert "usable cores" in readme["cpu_threads"]["reason"]  # accelerate's OMP_NUM_THREADS=1 was not taken
 
 
 def test_sampling_smoke(tmp_path):

@@ -9,18 +9,17 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from diffusers import DDPMPipeline
 
+from hf_sprites.data import make_batches
 from hf_sprites.pipelines import SpritePipeline
 from hf_sprites.training import main, parse_train_args
 from hf_sprites.training.builders import build_lr_scheduler, build_optimizer, build_run, load_source, make_accelerator
 from hf_sprites.training.config import TrainConfigError
-from hf_sprites.data import make_batches
 from hf_sprites.training.loop import measure_step_seconds
 from hf_sprites.training.plan import (PREVIEW_SHARE, choose_cpu_threads, plan_for_budget, plan_for_length,
                                       resolve_mixed_precision, usable_cores)
@@ -32,22 +31,6 @@ TINY = [
     "--ddpm_num_inference_steps", "3", "--eval_batch_size", "4", "--logger", "none", "--logging_steps", "1",
     "--seed", "0", "--save_model_epochs", "1000", "--cpu_threads", "1", "--in_channels", "3",
 ]
-
-
-@pytest.fixture
-def sprite_folder(tmp_path) -> Path:
-    """The course's .npy layout: 48 generated 8x8 RGB sprites (a coloured square on white), 3 one-hot classes."""
-    rng = np.random.default_rng(0)
-    images = np.full((48, 8, 8, 3), 255, np.uint8)
-    classes = np.arange(48) % 3
-    for i, c in enumerate(classes):
-        x, y = rng.integers(0, 4, size=2)
-        images[i, y:y + 4, x:x + 4] = np.roll([220, 30, 30], c)
-    folder = tmp_path / "sprites"
-    folder.mkdir()
-    np.save(folder / "sprites_48_8x8.npy", images)
-    np.save(folder / "sprite_labels_nc_48_8x8.npy", np.eye(3, dtype=np.float32)[classes])
-    return folder
 
 
 # --- the plan --------------------------------------------------------------------------------------------------------
@@ -141,8 +124,8 @@ def test_under_accelerate_launch_the_run_uses_the_cores_unless_the_user_chose(tm
 # --- budgeted runs ---------------------------------------------------------------------------------------------------
 
 
-def test_measuring_the_step_time_leaves_the_run_as_it_was(sprite_folder, tmp_path):
-    cfg = parse_train_args([*TINY, "--train_data_dir", str(sprite_folder), "--output_dir", str(tmp_path / "o"),
+def test_measuring_the_step_time_leaves_the_run_as_it_was(sprite_arrays, tmp_path):
+    cfg = parse_train_args([*TINY, "--train_data_dir", str(sprite_arrays), "--output_dir", str(tmp_path / "o"),
                             "--max_train_steps", "10"])
     accelerator = make_accelerator(cfg)
     source = load_source(cfg)
@@ -157,9 +140,9 @@ def test_measuring_the_step_time_leaves_the_run_as_it_was(sprite_folder, tmp_pat
     assert torch.equal(torch.random.get_rng_state(), rng_before)
 
 
-def test_a_budgeted_run_plans_its_steps_and_ends_with_a_loadable_pipeline(sprite_folder, tmp_path):
+def test_a_budgeted_run_plans_its_steps_and_ends_with_a_loadable_pipeline(sprite_arrays, tmp_path):
     out = tmp_path / "budget"
-    main([*TINY, "--train_data_dir", str(sprite_folder), "--output_dir", str(out), "--time_budget_minutes", "0.3",
+    main([*TINY, "--train_data_dir", str(sprite_arrays), "--output_dir", str(out), "--time_budget_minutes", "0.3",
           "--lr_scheduler", "cosine", "--lr_warmup_ratio", "0.1", "--preview_sampler", "ddim",
           "--checkpointing_steps", "100000"])
     state = json.loads((out / "trainer_state.json").read_text())
@@ -175,9 +158,9 @@ def test_a_budgeted_run_plans_its_steps_and_ends_with_a_loadable_pipeline(sprite
     assert pipe(class_labels=[0, 2], num_inference_steps=2, output_type="np").images.shape == (2, 8, 8, 3)
 
 
-def test_a_resumed_budgeted_run_keeps_the_plan_it_started_with(sprite_folder, tmp_path):
+def test_a_resumed_budgeted_run_keeps_the_plan_it_started_with(sprite_arrays, tmp_path):
     out = tmp_path / "budget"
-    args = [*TINY, "--train_data_dir", str(sprite_folder), "--output_dir", str(out), "--time_budget_minutes", "0.2",
+    args = [*TINY, "--train_data_dir", str(sprite_arrays), "--output_dir", str(out), "--time_budget_minutes", "0.2",
             "--checkpointing_steps", "2", "--no-conditional"]
     main(args)
     first = json.loads((out / "trainer_state.json").read_text())["plan"]
@@ -201,10 +184,10 @@ def test_bad_budget_settings_fail_before_anything_is_written(tmp_path, flags, me
     assert not out.exists()
 
 
-def test_a_budget_too_small_for_one_step_fails_before_anything_is_written(sprite_folder, tmp_path):
+def test_a_budget_too_small_for_one_step_fails_before_anything_is_written(sprite_arrays, tmp_path):
     out = tmp_path / "never"
     with pytest.raises(ValueError, match="room for no training step"):
-        main([*TINY, "--train_data_dir", str(sprite_folder), "--output_dir", str(out), "--time_budget_minutes",
+        main([*TINY, "--train_data_dir", str(sprite_arrays), "--output_dir", str(out), "--time_budget_minutes",
               "0.0001"])
     assert not out.exists()
 
