@@ -207,3 +207,22 @@ def test_the_fast_presets_are_the_course_models_spending_minutes_differently():
     assert fast.time_budget_minutes == 10 and fast.lr_warmup_ratio and fast.mixed_precision == "auto"
     plain = parse_train_args(["--preset", "sprites_fast"])
     assert not plain.conditional and plain.time_budget_minutes == 10 and plain.model == "context_unet"
+
+
+def test_a_run_that_finishes_its_plan_early_says_so(caplog):
+    import time
+    from types import SimpleNamespace
+
+    from accelerate import PartialState
+
+    from hf_sprites.training.loop import warn_if_budget_left
+    from hf_sprites.training.plan import RunPlan
+
+    PartialState()  # accelerate's logger needs it
+    plan = RunPlan(total_steps=10, steps_per_epoch=5, num_epochs=2, budget_s=100.0, step_s=1.0, preview_s=0.0)
+    with caplog.at_level(logging.WARNING, logger="hf_sprites.training.loop"):
+        warn_if_budget_left(SimpleNamespace(plan=plan, started=time.monotonic() - 10))  # 90 s of 100 s left
+        assert "with 90 s of its 100 s budget unused" in caplog.text
+        caplog.clear()
+        warn_if_budget_left(SimpleNamespace(plan=plan, started=time.monotonic() - 95))  # 5 s left: as planned
+    assert caplog.text == ""

@@ -191,10 +191,23 @@ def train_loop(run: Run) -> None:
     progress.close()
 
 
+def warn_if_budget_left(run: Run) -> None:
+    """Say so when a budgeted run finished its plan with over a fifth of its budget unused: its step time was
+    measured at a busier moment than the run then met (the plan is fixed once, so it cannot grow)."""
+    if run.plan is None or run.plan.budget_s is None or not run.started:
+        return
+    left = run.plan.budget_s - (time.monotonic() - run.started)
+    if left > 0.2 * run.plan.budget_s:
+        logger.warning(f"The run finished its {run.plan.total_steps} planned steps with {left:.0f} s of its "
+                       f"{run.plan.budget_s:.0f} s budget unused: the step time measured at the start "
+                       f"({run.plan.step_s:.3f} s) was slower than the run then met (was the machine busy?).")
+
+
 def finish(run: Run, token: Optional[str]) -> Path:
     """Final checkpoint, pipeline folder (EMA weights when EMA is on), samples, GIF, card, push."""
     cfg, acc = run.cfg, run.accelerator
     run.health = run.health or Health(cfg, acc.device)
+    warn_if_budget_left(run)
     if cfg.checkpointing_steps and not (run.output_dir / f"checkpoint-{run.global_step}").is_dir():
         checkpoint(run)
     if acc.is_main_process:
