@@ -2,7 +2,7 @@
 
 (a) course:  the DeepLearning.AI lab-2 loop (`course_loop.CourseLoop`: per-item Dataset + DataLoader, fp32, Adam
              1e-3 decayed linearly per epoch) with the standard sqrt(1 - abar) noising, its LR decay spread over
-             the epochs that fit the budget (measured from its own first steps); lab 3 (context with dropout 0.1)
+             the epochs that fit the budget (timed on its own second epoch); lab 3 (context with dropout 0.1)
              for `--conditional`;
 (b) package: `--preset sprites` (`sprites_context` for `--conditional`), the faithful port, budget-sized by
              `--time_budget_minutes` through the real `hf_sprites.training.train`;
@@ -16,13 +16,17 @@ usable cores), model width (ContextUnet n_feat 64), data and seeds, and are scor
 training split, and class accuracy. Contenders run interleaved per (budget, seed) so machine load hits them alike.
 
 Output: the last line is JSON: per contender and budget the mean, std and n of FID / KID (/ class accuracy), and
-the steps and images/s of the runs; `--plot` writes FID against minutes with error bars; `--grids_dir` keeps a
-sample grid of every contender at the largest budget (seed 0) beside a grid of real images of the same size.
+the steps and images/s of the runs, and every run's own record (`runs`); `--plot` writes FID against minutes with
+error bars; `--grids_dir` keeps a sample grid of every contender at the largest budget (seed 0) beside a grid of
+real images of the same size. `--seed_ids` and `--merge` split one curve over processes that each hold a core
+(`--threads 1`) and join their JSON outputs into one result and plot.
 
 Examples:
     python benchmarks/time_to_quality.py --budgets 2 5 10 20 --seeds 3 --plot docs/images/time_to_quality.png
     python benchmarks/time_to_quality.py --data ../shared/data/fashion-mnist --budgets 10
     python benchmarks/time_to_quality.py --quick
+    python benchmarks/time_to_quality.py --threads 1 --budgets 10 --seed_ids 2 > lane2.json
+    python benchmarks/time_to_quality.py --merge lane1.json lane2.json --plot docs/images/time_to_quality.png
 """
 
 from __future__ import annotations
@@ -41,8 +45,8 @@ from train_throughput import reset_accelerate_state
 CONTENDERS = ("course", "package", "best")
 PRESETS = {False: {"package": "sprites", "best": "sprites_fast"},
            True: {"package": "sprites_context", "best": "sprites_context_fast"}}
-# the course loop measures its step time over these steps before it sizes its LR decay to the budget
-COURSE_PROBE_STEPS = 5
+# the course loop trains this many epochs (the second one timed) before it sizes its per-epoch LR decay to the budget
+COURSE_PROBE_EPOCHS = 2
 
 
 # --- data -------------------------------------------------------------------------------------------------------
@@ -82,19 +86,22 @@ def training_arrays(cfg):
 
 
 def train_course(args, base_cfg, budget_s: float, seed: int, arrays) -> tuple[torch.nn.Module, dict]:
-    """(a): measure the first steps, size the per-epoch LR decay to the epochs that fit, train until the budget."""
+    """(a): time an epoch (after a first, warm-up one), size the per-epoch LR decay to the epochs that fit, train until
+    the budget."""
     start = time.perf_counter()
     sprites, labels, num_classes = arrays
     loop = CourseLoop(sprites, n_feat=args.n_feat, n_cfeat=num_classes if args.conditional else 5, seed=seed,
                       batch_size=args.batch_size, num_workers=args.course_workers, standard_noise=True,
-                      labels=labels if args.conditional else None)
-    probe = loop.train(max_steps=COURSE_PROBE_STEPS)
-    step_s = probe["seconds"] / max(1, probe["steps"])
+                      labels=labels if args.conditional else None, device=args.torch_device)
+    epoch_steps = len(loop.dataloader)
+    warm = loop.train(max_steps=epoch_steps)  # epoch 0: device start-up and the first worker are not an epoch's cost
+    probe = loop.train(max_steps=epoch_steps)  # epoch 1, timed whole: its steps and its DataLoader worker's start
     remaining = budget_s - (time.perf_counter() - start)
-    loop.num_epochs = max(1, int(remaining / (step_s * len(loop.dataloader))))
+    loop.num_epochs = COURSE_PROBE_EPOCHS + max(0, int(remaining / probe["seconds"]))
     stats = loop.train(max_seconds=max(0.0, budget_s - (time.perf_counter() - start)))
     seconds = time.perf_counter() - start
-    steps, images = probe["steps"] + stats["steps"], probe["images"] + stats["images"]
+    steps = warm["steps"] + probe["steps"] + stats["steps"]
+    images = warm["images"] + probe["images"] + stats["images"]
     return loop.model, {"steps": steps, "img_per_s": images / seconds, "seconds": seconds,
                         "epochs_planned": loop.num_epochs, "finished_plan": loop.finished}
 
@@ -182,7 +189,7 @@ def save_real_grid(args, arrays, path: Path) -> None:
 
 def summarise(runs: list[dict]) -> dict:
     """mean / std / n of each score over seeds, and the runs' steps and images/s."""
-    out = {"n_seeds": len(runs), "steps": [r["train"]["steps"] for r in runs],
+    out = {"n_seeds": len(runs), "seeds": [r.get("seed") for r in runs], "steps": [r["train"]["steps"] for r in runs],
            "img_per_s": [round(r["train"]["img_per_s"], 1) for r in runs]}
     for key in runs[0]["scores"]:
         values = [r["scores"][key] for r in runs]
@@ -214,12 +221,44 @@ def plot(results: dict, path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def merge(args) -> dict:
+    """Join the `runs` of several outputs made with the same evaluation into one result (and plot)."""
+    import json
+
+    parts = [json.loads(Path(path).read_text().strip().splitlines()[-1]) for path in args.merge]
+    same = ("data", "conditional", "num_samples", "sampler", "eval_seed", "n_feat", "guidance_scale", "threads")
+    for part, path in zip(parts[1:], args.merge[1:]):
+        differing = [key for key in same if part.get(key) != parts[0].get(key)]
+        if differing:
+            raise SystemExit(f"error: {path} differs from {args.merge[0]} in {differing}; merge only runs of one setup")
+    runs: dict = {}
+    for part in parts:
+        for name, by_budget in part["runs"].items():
+            for budget, records in by_budget.items():
+                runs.setdefault(name, {}).setdefault(budget, []).extend(records)
+    for by_budget in runs.values():
+        for records in by_budget.values():
+            records.sort(key=lambda r: r["seed"])
+    results = {name: {b: summarise(r) for b, r in sorted(by_budget.items(), key=lambda kv: float(kv[0]))}
+               for name, by_budget in runs.items()}
+    seeds = sorted({r["seed"] for by_budget in runs.values() for records in by_budget.values() for r in records})
+    if args.plot:
+        plot(results, Path(args.plot), f"{Path(parts[0]['data']).name}, {len(seeds)} seed(s), {parts[0]['cpu']}")
+    result = {**parts[0], "results": results, "runs": runs, "seeds": seeds, "merged_from": [str(p) for p in args.merge],
+              "budgets_min": sorted({float(b) for by_budget in runs.values() for b in by_budget})}
+    emit(result)
+    return result
+
+
 def main(argv=None) -> dict:
     parser = base_parser(__doc__.splitlines()[0], "python benchmarks/time_to_quality.py --budgets 10 --seeds 3")
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="crawl-sprites, a Fashion-MNIST IDX folder, or "
                         "'embedded' (scikit-learn digits)")
     parser.add_argument("--budgets", type=float, nargs="+", default=[2, 5, 10, 20], help="minutes per run")
     parser.add_argument("--seeds", type=int, default=3, help="training seeds per budget (0, 1, ...)")
+    parser.add_argument("--seed_ids", type=int, nargs="+", default=None, help="these training seeds instead of --seeds")
+    parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                        help="join the runs of earlier outputs (files whose last line is this script's JSON); trains nothing")
     parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=CONTENDERS)
     parser.add_argument("--conditional", action="store_true", help="labels as context; adds class accuracy")
     parser.add_argument("--guidance_scale", type=float, default=3.0, help="guidance of conditional evaluation")
@@ -233,13 +272,15 @@ def main(argv=None) -> dict:
     parser.add_argument("--plot", default=None, help="write FID against minutes here (PNG)")
     parser.add_argument("--grids_dir", default=None, help="sample grids at the largest budget, and a real grid")
     args = parser.parse_args(argv)
+    if args.merge:
+        return merge(args)
     if args.quick:
         args.budgets, args.seeds, args.num_samples, args.num_inference_steps = [0.5], 1, 100, 10
     if args.smoke:
         args.budgets, args.seeds, args.num_samples, args.num_inference_steps, args.n_feat = [0.25], 2, 40, 2, 8
         args.batch_size, args.eval_batch_size = 20, 40
     args.data = "embedded" if args.data == "embedded" else str(check_data_dir(args.data))
-    device = setup(args)
+    device = args.torch_device = setup(args)
     args.geometry = data_geometry(args.data)
     extra = data_flags(args.data, args.geometry) + (["--train_batch_size", "20", "--eval_batch_size", "10",
                                                      "--ddpm_num_inference_steps", "2"] if args.smoke else [])
@@ -249,10 +290,11 @@ def main(argv=None) -> dict:
     base_cfg = parse_train_args(["--preset", PRESETS[args.conditional]["package"], *extra])
     arrays = training_arrays(base_cfg)
     reference = None if args.data == "embedded" else args.data  # evaluate() reads its train split
+    seeds = args.seed_ids if args.seed_ids is not None else list(range(args.seeds))
     runs = {name: {b: [] for b in args.budgets} for name in args.contenders}
     with tempfile.TemporaryDirectory() as workdir:
         for budget in args.budgets:
-            for seed in range(args.seeds):
+            for seed in seeds:
                 for name in args.contenders:
                     if name == "course":
                         unet, record = train_course(args, base_cfg, 60 * budget, seed, arrays)
@@ -260,17 +302,18 @@ def main(argv=None) -> dict:
                         unet, record = train_package(args, PRESETS[args.conditional][name], 60 * budget, seed,
                                                      Path(workdir), extra)
                     pipe = sprite_pipeline(unet, base_cfg.ddpm_num_steps)
-                    runs[name][budget].append({"train": record, "scores": score(args, pipe, reference)})
+                    runs[name][budget].append({"seed": seed, "train": record, "scores": score(args, pipe, reference)})
                     if args.grids_dir and budget == max(args.budgets) and seed == 0:
                         save_grid(args, pipe, Path(args.grids_dir) / f"{name}.png", arrays[2] or 1)
         if args.grids_dir:
             save_real_grid(args, arrays, Path(args.grids_dir) / "real.png")
-    results = {name: {f"{b:g}": summarise(r) for b, r in by_budget.items()} for name, by_budget in runs.items()}
+    runs = {name: {f"{b:g}": r for b, r in by_budget.items()} for name, by_budget in runs.items()}
+    results = {name: {b: summarise(r) for b, r in by_budget.items()} for name, by_budget in runs.items()}
     if args.plot:
-        plot(results, Path(args.plot), f"{Path(args.data).name}, {args.seeds} seed(s), {runtime_info(device)['cpu']}")
+        plot(results, Path(args.plot), f"{Path(args.data).name}, {len(seeds)} seed(s), {runtime_info(device)['cpu']}")
     result = {
-        "results": results, "data": args.data, "geometry": args.geometry, "conditional": args.conditional,
-        "budgets_min": args.budgets, "seeds": args.seeds, "num_samples": args.num_samples,
+        "results": results, "runs": runs, "data": args.data, "geometry": args.geometry, "conditional": args.conditional,
+        "budgets_min": args.budgets, "seeds": seeds, "num_samples": args.num_samples,
         "sampler": f"ddim-{args.num_inference_steps}", "eval_seed": args.eval_seed, "n_feat": args.n_feat,
         "guidance_scale": args.guidance_scale if args.conditional else None,
         "mode": "smoke" if args.smoke else "quick" if args.quick else "full", **runtime_info(device),

@@ -60,3 +60,20 @@ def test_time_to_quality_smoke(tmp_path):
         assert all(steps >= 1 for steps in cell["steps"])
     assert (tmp_path / "curve.png").stat().st_size > 0
     assert sorted(p.name for p in (tmp_path / "grids").iterdir()) == ["best.png", "course.png", "package.png", "real.png"]
+    # one curve split over processes (--seed_ids) joins back into the same result (--merge)
+    halves = []
+    for seed in (0, 1):
+        part = {**result, "runs": {name: {b: [r for r in records if r["seed"] == seed] for b, records in by_budget.items()}
+                                   for name, by_budget in result["runs"].items()}}
+        halves.append(tmp_path / f"seed{seed}.json")
+        halves[-1].write_text("log line\n" + json.dumps(part) + "\n")
+    merged = run_benchmark("time_to_quality.py", "--merge", *map(str, halves), "--plot", str(tmp_path / "merged.png"),
+                           tmp_path=tmp_path)
+    assert merged["seeds"] == [0, 1]
+    for name in ("course", "package", "best"):
+        assert merged["results"][name]["0.25"]["fid"]["values"] == result["results"][name]["0.25"]["fid"]["values"]
+    assert (tmp_path / "merged.png").stat().st_size > 0
+    halves[1].write_text(json.dumps({**json.loads(halves[1].read_text().splitlines()[-1]), "num_samples": 7}) + "\n")
+    refused = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "time_to_quality.py"), "--merge",
+                              *map(str, halves)], capture_output=True, text=True)
+    assert refused.returncode != 0 and "num_samples" in refused.stderr

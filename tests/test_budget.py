@@ -126,16 +126,19 @@ def test_under_accelerate_launch_the_run_uses_the_cores_unless_the_user_chose(tm
 
 def test_measuring_the_step_time_leaves_the_run_as_it_was(sprite_arrays, tmp_path):
     cfg = parse_train_args([*TINY, "--train_data_dir", str(sprite_arrays), "--output_dir", str(tmp_path / "o"),
-                            "--max_train_steps", "10"])
+                            "--max_train_steps", "10", "--use_ema"])
     accelerator = make_accelerator(cfg)
     source = load_source(cfg)
     run = build_run(cfg, accelerator, source, make_batches(cfg, source, accelerator, 3), 3)
     before = {k: v.clone() for k, v in run.unet.state_dict().items()}
     data_before, optimizer_before = run.batches.state_dict(), str(run.optimizer.state_dict())
+    ema_before = [p.clone() for p in run.ema.shadow_params], run.ema.optimization_step
     rng_before = torch.random.get_rng_state()
     assert measure_step_seconds(run) > 0
     after = run.unet.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # weights and BatchNorm statistics
+    assert run.ema.optimization_step == ema_before[1]  # the EMA updates were timed, then undone
+    assert all(torch.equal(a, b) for a, b in zip(ema_before[0], run.ema.shadow_params))
     assert run.batches.state_dict() == data_before and str(run.optimizer.state_dict()) == optimizer_before
     assert torch.equal(torch.random.get_rng_state(), rng_before)
 

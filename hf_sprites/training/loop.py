@@ -243,17 +243,22 @@ class _NoSchedule:
 
 
 def _steps(run: Run, batches, count: int) -> None:
-    """`count` optimizer steps through `one_step` at a zero learning rate; returns when the device has finished."""
+    """`count` optimizer steps through `one_step` at a zero learning rate, each with its EMA update as in the loop;
+    returns when the device has finished."""
     for _ in range(count * run.cfg.gradient_accumulation_steps):
         loss = one_step(run, *next(batches), lr_scheduler=_NoSchedule())
+        if run.ema is not None and run.accelerator.sync_gradients:
+            run.ema.step(run.model.parameters())
     loss.item()
 
 
 def measure_step_seconds(run: Run) -> float:
-    """Seconds per optimizer step of this run, measured on its own model, optimizer and data at learning rate 0, then
-    undone: weights, BatchNorm statistics, optimizer state, data position and RNG are as they were before."""
+    """Seconds per optimizer step of this run (its EMA update included), measured on its own model, optimizer and data
+    at learning rate 0, then undone: weights, BatchNorm statistics, optimizer and EMA state, data position and RNG are
+    as they were before."""
     model_state = {k: v.detach().clone() for k, v in run.unet.state_dict().items()}
     optimizer_state, data_state = copy.deepcopy(run.optimizer.state_dict()), run.batches.state_dict()
+    ema_state = copy.deepcopy(run.ema.state_dict()) if run.ema is not None else None
     learning_rates, accelerator_step = [group["lr"] for group in run.optimizer.param_groups], run.accelerator.step
     devices = [run.accelerator.device] if run.accelerator.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
@@ -266,6 +271,8 @@ def measure_step_seconds(run: Run) -> float:
         seconds = (time.perf_counter() - start) / MEASURED_STEPS
     run.unet.load_state_dict(model_state)
     run.optimizer.load_state_dict(optimizer_state)
+    if ema_state is not None:
+        run.ema.load_state_dict(ema_state)
     for group, lr in zip(run.optimizer.param_groups, learning_rates):
         group["lr"] = lr
     run.batches.load_state_dict(data_state)
