@@ -153,6 +153,11 @@ def test_a_budgeted_run_plans_its_steps_and_ends_with_a_loadable_pipeline(sprite
     assert plan["budget_s"] == pytest.approx(18.0) and plan["step_s"] > 0 and plan["total_steps"] >= 1
     assert state["global_step"] == (state["stopped_by_budget_at"] or plan["total_steps"])
     assert state["cpu_threads"] == {"threads": 1, "reason": "--cpu_threads"}
+    card = (out / "README.md").read_text()  # the card states the plan the run followed
+    assert (f"Run: {state['global_step']:,} optimizer steps of the {plan['total_steps']:,} planned for a 0.3-minute "
+            "budget") in card and "on 1 CPU thread(s) per process" in card
+    recorded = json.loads((out / "training_config.json").read_text())["training_run"]
+    assert recorded["planned_steps"] == plan["total_steps"] and recorded["step_seconds"] == plan["step_s"]
     written = sorted(p.name for p in (out / "samples").glob("step-*.png")) if (out / "samples").exists() else []
     expected = [f"step-{s:06d}{suffix}.png" for s in plan["preview_steps"] if s <= state["global_step"]
                 for suffix in ("", "-ema")]

@@ -156,6 +156,7 @@ def write_model_card(
     license: str = DEFAULT_LICENSE,
     evaluation: dict | None = None,
     local_path: str | os.PathLike | None = None,
+    training_run: dict | None = None,
 ) -> Path:
     """Render `model_card_template.md` into `folder/README.md`, record its inputs in `folder/training_config.json`.
 
@@ -164,6 +165,9 @@ def write_model_card(
     as written (for `repo_id` when given, else for the local folder; plain diffusers when every class is a diffusers
     class), the model and schedule, the classes, the training hyperparameters (secrets and local paths are left out)
     and the sample grid. `dataset_name` is a Hub dataset id or local data, which the card names by folder name only.
+
+    `training_run` is the run that made the weights, as training records it: `steps`, and for a budgeted run
+    `time_budget_minutes`, `planned_steps`, `step_seconds` and `stopped_by_budget_at`; and `cpu_threads`.
 
     `local_path` is where the folder will live when the card is written into a staging folder that is renamed
     afterwards (atomic writes); the local usage snippet names it. Defaults to `folder`.
@@ -193,7 +197,7 @@ def write_model_card(
         "dataset_name": dataset_label(dataset_name), "hyperparameters": safe_hyperparameters(hyperparameters),
         "sample_image": image, "conditional": bool(conditional),
         "class_names": [str(c) for c in class_names] if class_names else None, "extra_tags": list(extra_tags),
-        "license": license, "evaluation": evaluation or None,
+        "license": license, "evaluation": evaluation or None, "training_run": training_run or None,
     }  # fmt: skip
     card = _render(inputs, facts, repo_id=repo_id, model_name=repo_id.split("/")[-1] if repo_id else shown_path.name,
                    folder_path=shown_path.as_posix())
@@ -228,6 +232,7 @@ def _render(inputs: dict, facts: dict, *, repo_id: str | None, model_name: str, 
         code_files="`, `".join(_code_files(facts)),
         class_table=_class_table(class_names, facts["num_classes"]) if conditional else [],
         dataset_text=dataset_text(inputs["dataset_name"]),
+        run_text=training_run_text(inputs.get("training_run")),
         hyperparameter_rows=[(k, _cell(v)) for k, v in inputs["hyperparameters"].items()],
         evaluation_rows=evaluation_rows(evaluation),
         evaluator=evaluator_name(evaluation) if evaluation else None,
@@ -235,6 +240,22 @@ def _render(inputs: dict, facts: dict, *, repo_id: str | None, model_name: str, 
         conditional=conditional,
         **{k: v for k, v in facts.items() if k not in ("num_classes",)},
     )
+
+
+def training_run_text(run: dict | None) -> str | None:
+    """One sentence on the run behind the weights: its steps, the plan a time budget fixed, and what ended it."""
+    if not run:
+        return None
+    text = f"Run: {run['steps']:,} optimizer steps"
+    if run.get("time_budget_minutes") is not None:
+        text += (f" of the {run['planned_steps']:,} planned for a {run['time_budget_minutes']:g}-minute budget (the "
+                 f"plan was fixed from a measured step time of {run['step_seconds']:.3g} s)")
+    if run.get("cpu_threads"):
+        text += f", on {run['cpu_threads']} CPU thread(s) per process"
+    text += "."
+    if run.get("stopped_by_budget_at") is not None:
+        text += f" The budget was spent at step {run['stopped_by_budget_at']:,}, which ended the run there."
+    return text
 
 
 def _code_files(facts: dict) -> list[str]:

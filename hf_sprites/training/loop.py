@@ -35,7 +35,7 @@ from .builders import Run, adopt_plan, build_run, check_memory, image_channels, 
 from .config import check_config, check_data, label_mode
 from .output import (PROJECT_NAME, STATE_FILE, check_outputs, ema_weights, list_checkpoints, own_output_dir,
                      prepare_folder, find_checkpoint, init_kwargs, load_checkpoint, push,
-                     save_checkpoint, save_pipeline, tracker_names, write_card, write_trainer_state)
+                     save_checkpoint, save_pipeline, tracker_names, training_run, write_card, write_trainer_state)
 from .plan import RunPlan, plan_for_budget, use_cpu_threads
 from .step import SkipNonFinite, train_batch
 
@@ -218,7 +218,8 @@ def finish(run: Run, token: Optional[str]) -> Path:
             grid, _ = run.previewer.final(unet)
         write_trainer_state(run.output_dir, global_step=run.global_step, history=run.history, plan=run.plan,
                             threads=run.threads, stopped_at=run.stopped_at)
-        write_card(cfg, run.source, sample_image=grid)
+        write_card(cfg, run.source, sample_image=grid,
+                   run=training_run(run.global_step, run.plan, run.threads, run.stopped_at))
         if cfg.push_to_hub:
             push(cfg, token)
     acc.wait_for_everyone()

@@ -316,8 +316,17 @@ def card_hyperparameters(cfg) -> dict:
     return {k: v for k, v in cfg.public_dict().items() if k not in hidden and v is not None}
 
 
-def write_card(cfg, source, *, sample_image: Optional[Path]) -> Optional[Path]:
-    """The model card (README.md) through `hf_sprites.hub.card.write_model_card`, without secrets."""
+def training_run(global_step: int, plan=None, threads=None, stopped_at: Optional[int] = None) -> dict:
+    """What the card says of the run: its steps, its time-budget plan, its CPU threads, where a budget stopped it."""
+    budgeted = plan is not None and plan.budget_s is not None
+    return {"steps": global_step, "time_budget_minutes": plan.budget_s / 60 if budgeted else None,
+            "planned_steps": plan.total_steps if budgeted else None, "step_seconds": plan.step_s if budgeted else None,
+            "stopped_by_budget_at": stopped_at, "cpu_threads": threads.threads if threads is not None else None}
+
+
+def write_card(cfg, source, *, sample_image: Optional[Path], run: Optional[dict] = None) -> Optional[Path]:
+    """The model card (README.md) through `hf_sprites.hub.card.write_model_card`, without secrets; `run` is
+    `training_run(...)`."""
     return write_model_card(
         cfg.output_dir,
         repo_id=cfg.hub_model_id,
@@ -328,6 +337,7 @@ def write_card(cfg, source, *, sample_image: Optional[Path]) -> Optional[Path]:
         class_names=source.class_names if cfg.conditional else None,
         extra_tags=("hf-sprites-train", cfg.model),
         license=cfg.license,
+        training_run=run,
     )
 
 
