@@ -206,7 +206,8 @@ def plot(results: dict, path: Path, title: str) -> None:
 
     labels = {"course": "(a) course loop", "package": "(b) package, faithful preset", "best": "(c) package, best recipe"}
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    for name, by_budget in results.items():
+    for name in (n for n in CONTENDERS if n in results):
+        by_budget = results[name]
         budgets = sorted(by_budget, key=float)
         ax.errorbar([float(b) for b in budgets], [by_budget[b]["fid"]["mean"] for b in budgets],
                     yerr=[by_budget[b]["fid"]["std"] for b in budgets], marker="o", capsize=4, label=labels[name])
@@ -243,7 +244,8 @@ def merge(args) -> dict:
                for name, by_budget in runs.items()}
     seeds = sorted({r["seed"] for by_budget in runs.values() for records in by_budget.values() for r in records})
     if args.plot:
-        plot(results, Path(args.plot), f"{Path(parts[0]['data']).name}, {len(seeds)} seed(s), {parts[0]['cpu']}")
+        plot(results, Path(args.plot), f"{Path(parts[0]['data']).name}, up to {len(seeds)} seed(s), "
+             f"{parts[0].get('gpu') or parts[0]['cpu']}")
     result = {**parts[0], "results": results, "runs": runs, "seeds": seeds, "merged_from": [str(p) for p in args.merge],
               "budgets_min": sorted({float(b) for by_budget in runs.values() for b in by_budget})}
     emit(result)
@@ -310,7 +312,8 @@ def main(argv=None) -> dict:
     runs = {name: {f"{b:g}": r for b, r in by_budget.items()} for name, by_budget in runs.items()}
     results = {name: {b: summarise(r) for b, r in by_budget.items()} for name, by_budget in runs.items()}
     if args.plot:
-        plot(results, Path(args.plot), f"{Path(args.data).name}, {len(seeds)} seed(s), {runtime_info(device)['cpu']}")
+        info = runtime_info(device)
+        plot(results, Path(args.plot), f"{Path(args.data).name}, {len(seeds)} seed(s), {info['gpu'] or info['cpu']}")
     result = {
         "results": results, "runs": runs, "data": args.data, "geometry": args.geometry, "conditional": args.conditional,
         "budgets_min": args.budgets, "seeds": seeds, "num_samples": args.num_samples,
