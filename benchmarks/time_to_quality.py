@@ -237,8 +237,13 @@ def merge(args) -> dict:
         for name, by_budget in part["runs"].items():
             for budget, records in by_budget.items():
                 runs.setdefault(name, {}).setdefault(budget, []).extend(records)
-    for by_budget in runs.values():
-        for records in by_budget.values():
+    for name, by_budget in runs.items():
+        for budget, records in by_budget.items():
+            seeds = [r["seed"] for r in records]
+            repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+            if repeated:
+                raise SystemExit(f"error: {name} at {budget} min has seed(s) {repeated} in more than one input; give "
+                                 "each lane its own --seed_ids")
             records.sort(key=lambda r: r["seed"])
     results = {name: {b: summarise(r) for b, r in sorted(by_budget.items(), key=lambda kv: float(kv[0]))}
                for name, by_budget in runs.items()}

@@ -77,3 +77,6 @@ def test_time_to_quality_smoke(tmp_path):
     refused = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "time_to_quality.py"), "--merge",
                               *map(str, halves)], capture_output=True, text=True)
     assert refused.returncode != 0 and "num_samples" in refused.stderr
+    twice = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "time_to_quality.py"), "--merge", str(halves[0]),
+                            str(halves[0])], capture_output=True, text=True)
+    assert twice.returncode != 0 and "in more than one input" in twice.stderr
