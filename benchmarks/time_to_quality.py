@@ -227,6 +227,10 @@ def merge(args) -> dict:
     import json
 
     parts = [json.loads(Path(path).read_text().strip().splitlines()[-1]) for path in args.merge]
+    for part, path in zip(parts, args.merge):
+        if "runs" not in part:
+            raise SystemExit(f"error: {path} has no per-run records ('runs'); it was written before --merge existed or "
+                             "by another script: run time_to_quality.py again to make it")
     same = ("data", "conditional", "num_samples", "sampler", "eval_seed", "n_feat", "guidance_scale", "threads")
     for part, path in zip(parts[1:], args.merge[1:]):
         differing = [key for key in same if part.get(key) != parts[0].get(key)]

@@ -80,3 +80,7 @@ def test_time_to_quality_smoke(tmp_path):
     twice = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "time_to_quality.py"), "--merge", str(halves[0]),
                             str(halves[0])], capture_output=True, text=True)
     assert twice.returncode != 0 and "in more than one input" in twice.stderr
+    (tmp_path / "old.json").write_text(json.dumps({"results": result["results"]}) + "\n")
+    old = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "time_to_quality.py"), "--merge",
+                          str(tmp_path / "old.json"), str(halves[0])], capture_output=True, text=True)
+    assert old.returncode != 0 and "no per-run records" in old.stderr
