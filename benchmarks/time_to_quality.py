@@ -2,7 +2,7 @@
 
 (a) course:  the DeepLearning.AI lab-2 loop (`course_loop.CourseLoop`: per-item Dataset + DataLoader, fp32, Adam
              1e-3 decayed linearly per epoch) with the standard sqrt(1 - abar) noising, its LR decay spread over
-             the epochs that fit the budget (timed on its own second epoch); lab 3 (context with dropout 0.1)
+             the epochs that fit the budget (timed on its own steps after a warm-up); lab 3 (context with dropout 0.1)
              for `--conditional`;
 (b) package: `--preset sprites` (`sprites_context` for `--conditional`), the faithful port, budget-sized by
              `--time_budget_minutes` through the real `hf_sprites.training.train`;
@@ -45,8 +45,9 @@ from train_throughput import reset_accelerate_state
 CONTENDERS = ("course", "package", "best")
 PRESETS = {False: {"package": "sprites", "best": "sprites_fast"},
            True: {"package": "sprites_context", "best": "sprites_context_fast"}}
-# the course loop trains this many epochs (the second one timed) before it sizes its per-epoch LR decay to the budget
-COURSE_PROBE_EPOCHS = 2
+# the course loop warms up for this many steps (or one epoch, if shorter), then times as many again before it sizes its
+# per-epoch LR decay to the budget
+COURSE_PROBE_STEPS = 50
 
 
 # --- data -------------------------------------------------------------------------------------------------------
@@ -86,18 +87,22 @@ def training_arrays(cfg):
 
 
 def train_course(args, base_cfg, budget_s: float, seed: int, arrays) -> tuple[torch.nn.Module, dict]:
-    """(a): time an epoch (after a first, warm-up one), size the per-epoch LR decay to the epochs that fit, train until
-    the budget."""
+    """(a): warm up, time the next steps (a whole epoch when one is at most `COURSE_PROBE_STEPS`), size the per-epoch LR
+    decay to the epochs that fit, train until the budget. When less than one epoch fits (Fashion-MNIST: 600 steps
+    per epoch), the course's first-epoch LR holds for the whole run, as it would in the course."""
     start = time.perf_counter()
     sprites, labels, num_classes = arrays
     loop = CourseLoop(sprites, n_feat=args.n_feat, n_cfeat=num_classes if args.conditional else 5, seed=seed,
                       batch_size=args.batch_size, num_workers=args.course_workers, standard_noise=True,
                       labels=labels if args.conditional else None, device=args.torch_device)
     epoch_steps = len(loop.dataloader)
-    warm = loop.train(max_steps=epoch_steps)  # epoch 0: device start-up and the first worker are not an epoch's cost
-    probe = loop.train(max_steps=epoch_steps)  # epoch 1, timed whole: its steps and its DataLoader worker's start
+    probe_steps = min(epoch_steps, COURSE_PROBE_STEPS)
+    warm = loop.train(max_steps=probe_steps)  # device start-up and the first worker are not a step's cost
+    probe = loop.train(max_steps=probe_steps)  # timed; a whole epoch includes its DataLoader worker's start
+    epoch_seconds = probe["seconds"] * epoch_steps / probe["steps"]
+    epochs_done = loop.epoch + loop.steps_into_epoch / epoch_steps
     remaining = budget_s - (time.perf_counter() - start)
-    loop.num_epochs = COURSE_PROBE_EPOCHS + max(0, int(remaining / probe["seconds"]))
+    loop.num_epochs = max(loop.epoch + 1, int(epochs_done + max(0.0, remaining) / epoch_seconds))
     stats = loop.train(max_seconds=max(0.0, budget_s - (time.perf_counter() - start)))
     seconds = time.perf_counter() - start
     steps = warm["steps"] + probe["steps"] + stats["steps"]
@@ -222,20 +227,21 @@ def plot(results: dict, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def merge(args) -> dict:
-    """Join the `runs` of several outputs made with the same evaluation into one result (and plot)."""
+def join_runs(paths: list[str]) -> tuple[list[dict], dict]:
+    """The outputs at `paths` (files whose last line is this script's or `ablation.py`'s JSON) and their `runs` joined
+    per (contender, budget); refuses outputs of different setups and a (contender, budget, seed) given twice."""
     import json
 
-    parts = [json.loads(Path(path).read_text().strip().splitlines()[-1]) for path in args.merge]
-    for part, path in zip(parts, args.merge):
+    parts = [json.loads(Path(path).read_text().strip().splitlines()[-1]) for path in paths]
+    for part, path in zip(parts, paths):
         if "runs" not in part:
             raise SystemExit(f"error: {path} has no per-run records ('runs'); it was written before --merge existed or "
                              "by another script: run time_to_quality.py again to make it")
     same = ("data", "conditional", "num_samples", "sampler", "eval_seed", "n_feat", "guidance_scale", "threads")
-    for part, path in zip(parts[1:], args.merge[1:]):
+    for part, path in zip(parts[1:], paths[1:]):
         differing = [key for key in same if part.get(key) != parts[0].get(key)]
         if differing:
-            raise SystemExit(f"error: {path} differs from {args.merge[0]} in {differing}; merge only runs of one setup")
+            raise SystemExit(f"error: {path} differs from {paths[0]} in {differing}; merge only runs of one setup")
     runs: dict = {}
     for part in parts:
         for name, by_budget in part["runs"].items():
@@ -249,6 +255,12 @@ def merge(args) -> dict:
                 raise SystemExit(f"error: {name} at {budget} min has seed(s) {repeated} in more than one input; give "
                                  "each lane its own --seed_ids")
             records.sort(key=lambda r: r["seed"])
+    return parts, runs
+
+
+def merge(args) -> dict:
+    """Join the `runs` of several outputs made with the same evaluation into one result (and plot)."""
+    parts, runs = join_runs(args.merge)
     results = {name: {b: summarise(r) for b, r in sorted(by_budget.items(), key=lambda kv: float(kv[0]))}
                for name, by_budget in runs.items()}
     seeds = sorted({r["seed"] for by_budget in runs.values() for records in by_budget.values() for r in records})
@@ -261,16 +273,14 @@ def merge(args) -> dict:
     return result
 
 
-def main(argv=None) -> dict:
-    parser = base_parser(__doc__.splitlines()[0], "python benchmarks/time_to_quality.py --budgets 10 --seeds 3")
+def add_shared_arguments(parser) -> None:
+    """Data, seeds and evaluation flags shared with `ablation.py` (same data, same seeds, same scores)."""
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="crawl-sprites, a Fashion-MNIST IDX folder, or "
                         "'embedded' (scikit-learn digits)")
-    parser.add_argument("--budgets", type=float, nargs="+", default=[2, 5, 10, 20], help="minutes per run")
     parser.add_argument("--seeds", type=int, default=3, help="training seeds per budget (0, 1, ...)")
     parser.add_argument("--seed_ids", type=int, nargs="+", default=None, help="these training seeds instead of --seeds")
     parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
                         help="join the runs of earlier outputs (files whose last line is this script's JSON); trains nothing")
-    parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=CONTENDERS)
     parser.add_argument("--conditional", action="store_true", help="labels as context; adds class accuracy")
     parser.add_argument("--guidance_scale", type=float, default=3.0, help="guidance of conditional evaluation")
     parser.add_argument("--num_samples", type=int, default=500)
@@ -278,6 +288,39 @@ def main(argv=None) -> dict:
     parser.add_argument("--eval_batch_size", type=int, default=250)
     parser.add_argument("--eval_seed", type=int, default=0)
     parser.add_argument("--n_feat", type=int, default=64)
+
+
+def prepare(args) -> tuple[list[str], object, tuple, str | None, list[int]]:
+    """After parsing: apply --smoke, check the data, set threads and device; return the training flags of the data,
+    the faithful preset's config, the training arrays, the evaluation reference and the seeds."""
+    if args.smoke:
+        args.num_samples, args.num_inference_steps, args.n_feat, args.eval_batch_size = 40, 2, 8, 40
+    args.data = "embedded" if args.data == "embedded" else str(check_data_dir(args.data))
+    args.torch_device = setup(args)
+    args.geometry = data_geometry(args.data)
+    extra = data_flags(args.data, args.geometry) + (["--train_batch_size", "20", "--eval_batch_size", "10",
+                                                     "--ddpm_num_inference_steps", "2"] if args.smoke else [])
+    from hf_sprites.training import parse_train_args
+
+    base_cfg = parse_train_args(["--preset", PRESETS[args.conditional]["package"], *extra])
+    reference = None if args.data == "embedded" else args.data  # evaluate() reads its train split
+    seeds = args.seed_ids if args.seed_ids is not None else list(range(args.seeds))
+    return extra, base_cfg, training_arrays(base_cfg), reference, seeds
+
+
+def setup_record(args) -> dict:
+    """The keys `join_runs` compares, and where the numbers come from."""
+    return {"data": args.data, "geometry": args.geometry, "conditional": args.conditional, "seeds": args.seeds_run,
+            "num_samples": args.num_samples, "sampler": f"ddim-{args.num_inference_steps}", "eval_seed": args.eval_seed,
+            "n_feat": args.n_feat, "guidance_scale": args.guidance_scale if args.conditional else None,
+            "mode": "smoke" if args.smoke else "quick" if args.quick else "full", **runtime_info(args.torch_device)}
+
+
+def main(argv=None) -> dict:
+    parser = base_parser(__doc__.splitlines()[0], "python benchmarks/time_to_quality.py --budgets 10 --seeds 3")
+    add_shared_arguments(parser)
+    parser.add_argument("--budgets", type=float, nargs="+", default=[2, 5, 10, 20], help="minutes per run")
+    parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=CONTENDERS)
     parser.add_argument("--batch_size", type=int, default=100, help="the course loop's batch (the presets' own: 100)")
     parser.add_argument("--course_workers", type=int, default=1)
     parser.add_argument("--plot", default=None, help="write FID against minutes here (PNG)")
@@ -288,20 +331,9 @@ def main(argv=None) -> dict:
     if args.quick:
         args.budgets, args.seeds, args.num_samples, args.num_inference_steps = [0.5], 1, 100, 10
     if args.smoke:
-        args.budgets, args.seeds, args.num_samples, args.num_inference_steps, args.n_feat = [0.25], 2, 40, 2, 8
-        args.batch_size, args.eval_batch_size = 20, 40
-    args.data = "embedded" if args.data == "embedded" else str(check_data_dir(args.data))
-    device = args.torch_device = setup(args)
-    args.geometry = data_geometry(args.data)
-    extra = data_flags(args.data, args.geometry) + (["--train_batch_size", "20", "--eval_batch_size", "10",
-                                                     "--ddpm_num_inference_steps", "2"] if args.smoke else [])
-
-    from hf_sprites.training import parse_train_args
-
-    base_cfg = parse_train_args(["--preset", PRESETS[args.conditional]["package"], *extra])
-    arrays = training_arrays(base_cfg)
-    reference = None if args.data == "embedded" else args.data  # evaluate() reads its train split
-    seeds = args.seed_ids if args.seed_ids is not None else list(range(args.seeds))
+        args.budgets, args.seeds, args.batch_size = [0.25], 2, 20
+    extra, base_cfg, arrays, reference, seeds = prepare(args)
+    args.seeds_run = seeds
     runs = {name: {b: [] for b in args.budgets} for name in args.contenders}
     with tempfile.TemporaryDirectory() as workdir:
         for budget in args.budgets:
@@ -321,15 +353,9 @@ def main(argv=None) -> dict:
     runs = {name: {f"{b:g}": r for b, r in by_budget.items()} for name, by_budget in runs.items()}
     results = {name: {b: summarise(r) for b, r in by_budget.items()} for name, by_budget in runs.items()}
     if args.plot:
-        info = runtime_info(device)
+        info = runtime_info(args.torch_device)
         plot(results, Path(args.plot), f"{Path(args.data).name}, {len(seeds)} seed(s), {info['gpu'] or info['cpu']}")
-    result = {
-        "results": results, "runs": runs, "data": args.data, "geometry": args.geometry, "conditional": args.conditional,
-        "budgets_min": args.budgets, "seeds": seeds, "num_samples": args.num_samples,
-        "sampler": f"ddim-{args.num_inference_steps}", "eval_seed": args.eval_seed, "n_feat": args.n_feat,
-        "guidance_scale": args.guidance_scale if args.conditional else None,
-        "mode": "smoke" if args.smoke else "quick" if args.quick else "full", **runtime_info(device),
-    }
+    result = {"results": results, "runs": runs, "budgets_min": args.budgets, **setup_record(args)}
     emit(result)
     return result
 

@@ -84,3 +84,27 @@ def test_time_to_quality_smoke(tmp_path):
     old = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "time_to_quality.py"), "--merge",
                           str(tmp_path / "old.json"), str(halves[0])], capture_output=True, text=True)
     assert old.returncode != 0 and "no per-run records" in old.stderr
+
+
+def test_ablation_smoke(tmp_path):
+    result = run_benchmark("ablation.py", *DATA, "--conditional", "--levers", "best", "min_snr", "lr_schedule",
+                           tmp_path=tmp_path)
+    assert RUNTIME_KEYS | {"results", "runs", "table", "levers"} <= set(result)
+    assert set(result["table"]) == {"best", "without_min_snr", "without_lr_schedule"}
+    # each variant trained with its lever set back to the faithful preset's value (read from the run's own config)
+    (snr_run,) = result["runs"]["without_min_snr"]["0.25"]
+    assert snr_run["train"]["lever_values"] == {"snr_gamma": None}
+    (lr_run,) = result["runs"]["without_lr_schedule"]["0.25"]
+    assert lr_run["train"]["lever_values"]["lr_scheduler"] == "course"
+    assert lr_run["train"]["lever_values"]["learning_rate"] == pytest.approx(1e-3)
+    table = result["table"]
+    assert table["without_min_snr"]["fid_change_vs_best"] == pytest.approx(
+        table["without_min_snr"]["fid"]["mean"] - table["best"]["fid"]["mean"])
+    # lanes join with --merge; another budget's runs are refused by name
+    lane = tmp_path / "lane.json"
+    lane.write_text(json.dumps(result) + "\n")
+    merged = run_benchmark("ablation.py", "--merge", str(lane), "--budget", "0.25", tmp_path=tmp_path)
+    assert merged["table"] == table
+    other = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ablation.py"), "--merge", str(lane), "--budget",
+                            "10"], capture_output=True, text=True)
+    assert other.returncode != 0 and "at 10 min" in other.stderr

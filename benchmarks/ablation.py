@@ -1,0 +1,135 @@
+"""Lever-by-lever ablation of the quality-per-minute recipe at one budget.
+
+Each lever of `sprites_context_fast` (`sprites_fast` without `--conditional`) is set back, alone, to the value of the
+faithful preset (`sprites_context` / `sprites`), and that variant trains for the same budget, with the same seeds,
+data and evaluation as contender (c) of `time_to_quality.py` (same functions, same JSON layout). The recipe itself
+is the row `best`: run it here with `--levers best ...`, or join the curve's own (c) runs at this budget with
+`--merge` (same setup, checked). The levers:
+
+    lr_schedule         peak LR 2e-3, 5 % warm-up, cosine decay, gradient clipping at 1.0
+                        -> the course's 1e-3 with linear decay, no warm-up, no clipping
+    min_snr             min-SNR-5 loss weighting -> every timestep weighs the same
+    ema                 an EMA of the weights, sized to the run -> the raw weights
+    bf16_channels_last  bf16 autocast + channels_last where the CPU computes bf16 natively -> fp32, NCHW
+    ddim_previews       DDIM-50 preview grids -> the trained scheduler's 500-step DDPM grids
+
+Output: the last line is JSON: `results[variant][budget]` as `time_to_quality.py` writes it, every run's record
+(`runs`), and `table`: per variant the FID / KID (/ class accuracy) mean and std, the steps, and the FID change
+against `best` (positive: the lever helps, switching it off made FID worse).
+
+Examples:
+    python benchmarks/ablation.py --conditional --budget 10 --seeds 3
+    python benchmarks/ablation.py --conditional --threads 1 --levers min_snr ema --seed_ids 0 1 2 > lane1.json
+    python benchmarks/ablation.py --merge lane1.json lane2.json curve.json --budget 10
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from common import base_parser, emit
+from time_to_quality import (
+    PRESETS, add_shared_arguments, join_runs, prepare, score, setup_record, sprite_pipeline, summarise, train_package,
+)
+
+# each lever: the faithful preset's values of the keys the recipe changes (a YAML given with --config, over the preset)
+LEVERS = {
+    "lr_schedule": {"learning_rate": 1.0e-3, "lr_scheduler": "course", "lr_warmup_ratio": None, "lr_warmup_steps": 0,
+                    "max_grad_norm": None},
+    "min_snr": {"snr_gamma": None},
+    "ema": {"use_ema": False},
+    "bf16_channels_last": {"mixed_precision": "no", "channels_last": False},
+    "ddim_previews": {"preview_sampler": "ddpm", "ddpm_num_inference_steps": None},
+}
+RECIPE = "best"  # the name of contender (c) in time_to_quality.py
+
+
+def variant_name(lever: str) -> str:
+    return RECIPE if lever == RECIPE else f"without_{lever}"
+
+
+def train_variant(args, lever: str, budget_s: float, seed: int, workdir: Path, extra: list[str]):
+    """The recipe with one lever set back (or, for `best`, as it is), through the real training entry."""
+    flags = list(extra)
+    if lever != RECIPE:
+        config = workdir / f"{lever}.yaml"
+        config.write_text(yaml.safe_dump(LEVERS[lever]))
+        flags += ["--config", str(config)]
+    preset = PRESETS[args.conditional]["best"]
+    unet, record = train_package(args, preset, budget_s, seed, workdir / lever, flags)
+    if lever != RECIPE:  # what the run really trained with, from its own saved config (which leaves unset values out)
+        saved = json.loads((workdir / lever / f"{preset}-{budget_s:g}-{seed}" / "training_config.json").read_text())
+        record["lever_values"] = {key: saved["hyperparameters"].get(key) for key in LEVERS[lever]}
+    return unet, record
+
+
+def table(results: dict, budget: str) -> dict:
+    """Per variant at `budget`: mean / std of each score, steps, and FID(variant) - FID(best) when best is there."""
+    rows = {}
+    best = results.get(RECIPE, {}).get(budget)
+    for name, by_budget in results.items():
+        if budget not in by_budget:
+            continue
+        summary = by_budget[budget]
+        row = {key: {"mean": summary[key]["mean"], "std": summary[key]["std"]}
+               for key in ("fid", "kid", "class_accuracy") if key in summary}
+        row.update(n_seeds=summary["n_seeds"], steps=statistics.fmean(summary["steps"]))
+        if best is not None and name != RECIPE:
+            row["fid_change_vs_best"] = summary["fid"]["mean"] - best["fid"]["mean"]
+        rows[name] = row
+    return rows
+
+
+def merge(args) -> dict:
+    """Join lanes (and the curve's own (c) runs) at --budget into one result."""
+    parts, runs = join_runs(args.merge)
+    budget = f"{args.budget:g}"
+    keep = {RECIPE} | {variant_name(lever) for lever in LEVERS}
+    runs = {name: {budget: by_budget[budget]} for name, by_budget in runs.items() if name in keep and budget in by_budget}
+    if not runs:
+        raise SystemExit(f"error: none of {args.merge} has runs of the recipe or a lever at {budget} min")
+    results = {name: {b: summarise(r) for b, r in by_budget.items()} for name, by_budget in runs.items()}
+    seeds = sorted({r["seed"] for by_budget in runs.values() for records in by_budget.values() for r in records})
+    result = {**parts[0], "results": results, "runs": runs, "seeds": seeds, "budgets_min": [args.budget],
+              "merged_from": [str(p) for p in args.merge], "table": table(results, budget)}
+    emit(result)
+    return result
+
+
+def main(argv=None) -> dict:
+    parser = base_parser(__doc__.splitlines()[0], "python benchmarks/ablation.py --conditional --budget 10 --seeds 3")
+    add_shared_arguments(parser)
+    parser.add_argument("--budget", type=float, default=10.0, help="minutes per run")
+    parser.add_argument("--levers", nargs="+", default=list(LEVERS), choices=[RECIPE, *LEVERS],
+                        help=f"levers to switch off, one run each ('{RECIPE}': the recipe as it is)")
+    args = parser.parse_args(argv)
+    if args.merge:
+        return merge(args)
+    if args.quick:
+        args.budget, args.seeds, args.num_samples, args.num_inference_steps = 0.5, 1, 100, 10
+    if args.smoke:
+        args.budget, args.seeds = 0.25, 1
+    extra, base_cfg, _, reference, seeds = prepare(args)
+    args.seeds_run = seeds
+    budget = f"{args.budget:g}"
+    runs = {variant_name(lever): {budget: []} for lever in args.levers}
+    with tempfile.TemporaryDirectory() as workdir:
+        for seed in seeds:
+            for lever in args.levers:  # interleaved per seed, so machine load hits every lever alike
+                unet, record = train_variant(args, lever, 60 * args.budget, seed, Path(workdir), extra)
+                pipe = sprite_pipeline(unet, base_cfg.ddpm_num_steps)
+                runs[variant_name(lever)][budget].append({"seed": seed, "train": record, "scores": score(args, pipe, reference)})
+    results = {name: {b: summarise(r) for b, r in by_budget.items()} for name, by_budget in runs.items()}
+    result = {"results": results, "runs": runs, "budgets_min": [args.budget], "levers": args.levers,
+              "table": table(results, budget), **setup_record(args)}
+    emit(result)
+    return result
+
+
+if __name__ == "__main__":
+    main()
