@@ -20,7 +20,7 @@ from hf_sprites.pipelines import SpritePipeline
 from hf_sprites.training import main, parse_train_args
 from hf_sprites.training.builders import build_lr_scheduler, build_optimizer, build_run, load_source, make_accelerator
 from hf_sprites.training.config import TrainConfigError
-from hf_sprites.training.loop import measure_step_seconds
+from hf_sprites.training.loop import PREVIEW_PROBE_STEPS, measure_preview_seconds, measure_step_seconds
 from hf_sprites.training.plan import (PREVIEW_SHARE, choose_cpu_threads, plan_for_budget, plan_for_length,
                                       resolve_mixed_precision, usable_cores)
 
@@ -141,6 +141,21 @@ def test_measuring_the_step_time_leaves_the_run_as_it_was(sprite_arrays, tmp_pat
     assert all(torch.equal(a, b) for a, b in zip(ema_before[0], run.ema.shadow_params))
     assert run.batches.state_dict() == data_before and str(run.optimizer.state_dict()) == optimizer_before
     assert torch.equal(torch.random.get_rng_state(), rng_before)
+
+
+def test_a_preview_is_priced_from_a_few_denoising_steps_not_a_whole_grid(sprite_arrays, tmp_path):
+    cfg = parse_train_args([*TINY, "--train_data_dir", str(sprite_arrays), "--output_dir", str(tmp_path / "o"),
+                            "--max_train_steps", "10", "--no-use_ema", "--ddpm_num_inference_steps", "400"])
+    accelerator = make_accelerator(cfg)
+    source = load_source(cfg)
+    run = build_run(cfg, accelerator, source, make_batches(cfg, source, accelerator, 3), 3)
+    calls = []
+    hook = run.unet.register_forward_hook(lambda *_: calls.append(1))
+    seconds = measure_preview_seconds(run)
+    hook.remove()
+    assert run.previewer.num_inference_steps == 400
+    assert len(calls) == 1 + PREVIEW_PROBE_STEPS  # a one-step warm-up and the timed probe, not 400 model calls
+    assert seconds > 0
 
 
 def test_a_budgeted_run_plans_its_steps_and_ends_with_a_loadable_pipeline(sprite_arrays, tmp_path):

@@ -71,8 +71,10 @@ def swap_sampler(pipe, sampler: str) -> None:
 
 
 def default_steps(pipe, sampler: str) -> int:
-    """The sampler's customary step count (DDIM 25, DPM-Solver 20), or all training steps for DDPM."""
-    return DEFAULT_STEPS.get(sampler) or int(pipe.scheduler.config.num_train_timesteps)
+    """The sampler's customary step count (DDIM 25, DPM-Solver 20), or all training steps for DDPM; `pipe` is a
+    pipeline or its scheduler."""
+    scheduler = getattr(pipe, "scheduler", pipe)
+    return DEFAULT_STEPS.get(sampler) or int(scheduler.config.num_train_timesteps)
 
 
 def generate_samples(

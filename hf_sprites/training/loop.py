@@ -231,6 +231,8 @@ def finish(run: Run, token: Optional[str]) -> Path:
 
 # optimizer steps run (and then undone) to measure a budgeted run's step time, after untimed warm-up steps
 MEASURED_STEPS, WARMUP_STEPS = 8, 2
+# denoising steps of the grid timed to price a preview (scaled up to the grid's own steps)
+PREVIEW_PROBE_STEPS = 5
 
 
 def _forever(batches):
@@ -282,10 +284,15 @@ def measure_step_seconds(run: Run) -> float:
 
 
 def measure_preview_seconds(run: Run) -> float:
-    """Seconds one planned preview takes (a grid from the raw weights, and one from the EMA weights with EMA)."""
+    """Seconds one planned preview takes (a grid from the raw weights, and one from the EMA weights with EMA),
+    scaled up from a grid of `PREVIEW_PROBE_STEPS` denoising steps after a one-step warm-up: timing a whole
+    500-step DDPM grid would spend minutes of the budget it plans (2.6 of 10 at 28 px on one thread)."""
+    steps = run.previewer.num_inference_steps
+    probe = min(steps, PREVIEW_PROBE_STEPS)
+    run.previewer.grid(run.unet, num_inference_steps=1)
     start = time.perf_counter()
-    run.previewer.grid(run.unet)
-    return (time.perf_counter() - start) * (2 if run.ema is not None else 1)
+    run.previewer.grid(run.unet, num_inference_steps=probe)
+    return (time.perf_counter() - start) * steps / probe * (2 if run.ema is not None else 1)
 
 
 def plan_budget(run: Run) -> RunPlan:

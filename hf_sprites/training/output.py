@@ -208,14 +208,19 @@ class Previewer:
         if num_classes and cfg.guidance_scale != 1.0:
             self.conditioning["guidance_scale"] = cfg.guidance_scale
 
-    def grid(self, unet, intermediates: bool = False):
-        """One grid of samples (and the intermediate frames when asked), from `SpritePipeline` with a fixed seed."""
+    @property
+    def num_inference_steps(self) -> int:
+        """Denoising steps of a grid: --ddpm_num_inference_steps, else the preview sampler's customary count."""
+        return self.cfg.ddpm_num_inference_steps or default_steps(self.scheduler, self.cfg.preview_sampler)
+
+    def grid(self, unet, intermediates: bool = False, num_inference_steps: Optional[int] = None):
+        """One grid of samples (and the intermediate frames when asked), from `SpritePipeline` with a fixed seed;
+        `num_inference_steps` overrides the grid's own (the budget planner times a few steps)."""
         pipe = SpritePipeline(unet=unet, scheduler=type(self.scheduler).from_config(self.scheduler.config))
         pipe.set_progress_bar_config(disable=True)
         swap_sampler(pipe, self.cfg.preview_sampler)
-        steps = self.cfg.ddpm_num_inference_steps or default_steps(pipe, self.cfg.preview_sampler)
         with eval_mode(unet):
-            out = pipe(**self.conditioning, num_inference_steps=steps,
+            out = pipe(**self.conditioning, num_inference_steps=num_inference_steps or self.num_inference_steps,
                        generator=torch.Generator(device=unet.device).manual_seed(self.seed),
                        return_intermediates=intermediates)
         return image_grid(out.images, nrow=self.nrow, scale=max(1, 64 // unet.config.sample_size)), out.intermediates
