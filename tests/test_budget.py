@@ -95,6 +95,10 @@ def test_an_explicit_thread_choice_wins_and_accelerates_default_does_not_count()
     auto = choose_cpu_threads(None, local_processes=1, env={})
     assert auto.threads == usable_cores() and "usable cores" in auto.reason
     assert choose_cpu_threads(None, local_processes=2 * usable_cores(), env={}).threads == 1
+    assert choose_cpu_threads(None, env={"OMP_NUM_THREADS": " "}).threads == usable_cores()  # empty = unset, as OpenMP
+    for bad in ("two", "0", "-1"):
+        with pytest.raises(ValueError, match="OMP_NUM_THREADS=.* is not a positive whole number"):
+            choose_cpu_threads(None, env={"OMP_NUM_THREADS": bad})
 
 
 SHOW_THREADS = textwrap.dedent("""

@@ -170,9 +170,12 @@ def choose_cpu_threads(requested: Optional[int], local_processes: int = 1, env=N
         return ThreadChoice(requested, "--cpu_threads")
     auto = ThreadChoice(max(1, usable_cores() // max(1, local_processes)),
                         f"{usable_cores()} usable cores / {local_processes} process(es) on this machine")
-    omp = env.get("OMP_NUM_THREADS")
-    if omp is None:
+    omp = (env.get("OMP_NUM_THREADS") or "").strip()
+    if not omp:  # unset or empty: OpenMP itself takes an empty value as unset
         return auto
+    if not omp.isdigit() or int(omp) < 1:
+        raise ValueError(f"OMP_NUM_THREADS={omp!r} is not a positive whole number of threads; set it to one (e.g. 2), "
+                         "unset it to use the usable cores, or pass --cpu_threads N")
     if ACCELERATE_LAUNCH_MARKER not in env:
         return ThreadChoice(int(omp), "OMP_NUM_THREADS")
     try:
