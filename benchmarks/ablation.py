@@ -15,7 +15,8 @@ is the row `best`: run it here with `--levers best ...`, or join the curve's own
 
 Output: the last line is JSON: `results[variant][budget]` as `time_to_quality.py` writes it, every run's record
 (`runs`), and `table`: per variant the FID / KID (/ class accuracy) mean and std, the steps, and the FID change
-against `best` (positive: the lever helps, switching it off made FID worse).
+against `best` (positive: the lever helps, switching it off made FID worse), of the means and seed by seed (the
+same seed starts the recipe and the variant from the same weights and data order).
 
 Examples:
     python benchmarks/ablation.py --conditional --budget 10 --seeds 3
@@ -81,6 +82,13 @@ def table(results: dict, budget: str) -> dict:
         row.update(n_seeds=summary["n_seeds"], steps=statistics.fmean(summary["steps"]))
         if best is not None and name != RECIPE:
             row["fid_change_vs_best"] = summary["fid"]["mean"] - best["fid"]["mean"]
+            # the same seed starts both runs from the same weights and data order: the change seed by seed
+            recipe_fid = dict(zip(best["seeds"], best["fid"]["values"]))
+            paired = [fid - recipe_fid[seed] for seed, fid in zip(summary["seeds"], summary["fid"]["values"])
+                      if seed in recipe_fid]
+            if paired:
+                row["fid_change_by_seed"] = {"mean": statistics.fmean(paired), "n": len(paired), "values": paired,
+                                             "std": statistics.stdev(paired) if len(paired) > 1 else 0.0}
         rows[name] = row
     return rows
 

@@ -100,6 +100,8 @@ def test_ablation_smoke(tmp_path):
     table = result["table"]
     assert table["without_min_snr"]["fid_change_vs_best"] == pytest.approx(
         table["without_min_snr"]["fid"]["mean"] - table["best"]["fid"]["mean"])
+    paired = table["without_min_snr"]["fid_change_by_seed"]  # one seed: the same number, seed by seed
+    assert paired["n"] == 1 and paired["mean"] == pytest.approx(table["without_min_snr"]["fid_change_vs_best"])
     # lanes join with --merge; another budget's runs are refused by name
     lane = tmp_path / "lane.json"
     lane.write_text(json.dumps(result) + "\n")
