@@ -286,7 +286,7 @@ def measure_step_seconds(run: Run) -> float:
 def measure_preview_seconds(run: Run) -> float:
     """Seconds one planned preview takes (a grid from the raw weights, and one from the EMA weights with EMA),
     scaled up from a grid of `PREVIEW_PROBE_STEPS` denoising steps after a one-step warm-up: timing a whole
-    500-step DDPM grid would spend minutes of the budget it plans (2.6 of 10 at 28 px on one thread)."""
+    500-step DDPM grid would spend minutes of the budget it plans (about 2 of 10 at 28 px on one thread)."""
     steps = run.previewer.num_inference_steps
     probe = min(steps, PREVIEW_PROBE_STEPS)
     run.previewer.grid(run.unet, num_inference_steps=1)
