@@ -116,6 +116,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--levers", nargs="+", default=list(LEVERS), choices=[RECIPE, *LEVERS],
                         help=f"levers to switch off, one run each ('{RECIPE}': the recipe as it is)")
     args = parser.parse_args(argv)
+    args.levers = list(dict.fromkeys(args.levers))  # a lever named twice runs once per seed
     if args.merge:
         return merge(args)
     if args.quick:
