@@ -494,6 +494,16 @@ def test_a_resolution_too_large_for_this_machine_fails_before_the_model_is_built
     assert 4 <= fitting < 4096 and needed[0] <= free + rounding and needed[1] > free - rounding
 
 
+def test_the_memory_estimate_counts_and_names_the_ema_only_when_the_run_has_one():
+    from hf_sprites.training.builders import estimate_memory
+
+    sizes = {"channels": 1, "num_classes": 10, "num_items": 1797}
+    with_ema, without = (estimate_memory(parse_train_args(["--model", "context_unet", flag]), **sizes)
+                         for flag in ("--use_ema", "--no-use_ema"))
+    assert with_ema.weights * 4 == without.weights * 5  # weights, gradients, two Adam moments (+ the EMA copy)
+    assert "EMA" in str(with_ema) and "EMA" not in str(without)
+
+
 # --- smaller faults ------------------------------------------------------------------------------------------------
 
 

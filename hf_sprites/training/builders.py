@@ -376,18 +376,21 @@ OPTIMIZER_COPIES = 4  # weights, gradients and Adam's two moments, all float32
 
 @dataclasses.dataclass
 class MemoryEstimate:
-    """Bytes a run needs: `weights` (with gradients, optimizer state and EMA), `activations` (one batch), `data`."""
+    """Bytes a run needs: `weights` (with gradients, optimizer state and, when `ema`, the EMA), `activations` (one
+    batch), `data`."""
 
     weights: int
     activations: int
     data: int
+    ema: bool = False
 
     @property
     def total(self) -> int:
         return self.weights + self.activations + self.data
 
     def __str__(self) -> str:
-        return (f"{self.total / GIB:.2f} GiB (weights, gradients, optimizer and EMA state {self.weights / GIB:.2f} "
+        state = "optimizer and EMA state" if self.ema else "optimizer state"
+        return (f"{self.total / GIB:.2f} GiB (weights, gradients, {state} {self.weights / GIB:.2f} "
                 f"GiB, activations {self.activations / GIB:.2f} GiB, cached data {self.data / GIB:.2f} GiB)")
 
 
@@ -428,7 +431,7 @@ def estimate_memory(cfg, *, channels: int, num_classes: Optional[int], num_items
     copies = OPTIMIZER_COPIES + (1 if cfg.use_ema else 0)
     on_device = keeps_on_device(cfg.cache_on_device, num_items, channels, size)
     data = num_items * channels * size * size * 4 if on_device else 0
-    return MemoryEstimate(weights=parameter_bytes * copies, activations=activations, data=data)
+    return MemoryEstimate(weights=parameter_bytes * copies, activations=activations, data=data, ema=cfg.use_ema)
 
 
 def available_memory(device: torch.device, num_processes: int = 1) -> Optional[int]:
