@@ -1,21 +1,22 @@
 """Lever-by-lever ablation of the quality-per-minute recipe at one budget.
 
-Each lever of `sprites_context_fast` (`sprites_fast` without `--conditional`) is set back, alone, to the value of the
-faithful preset (`sprites_context` / `sprites`), and that variant trains for the same budget, with the same seeds,
-data and evaluation as contender (c) of `time_to_quality.py` (same functions, same JSON layout). The recipe itself
-is the row `best`: run it here with `--levers best ...`, or join the curve's own (c) runs at this budget with
-`--merge` (same setup, checked). The levers:
+Each lever the recipe uses is set back, alone, to the value of the faithful preset (`sprites_context` / `sprites`),
+and a lever it leaves out is tried added, alone; each variant trains for the same budget, with the same seeds, data and
+evaluation as contender (c) of `time_to_quality.py` (same functions, same JSON layout). The recipe itself is the row
+`best`: run it here with `--levers best ...`, or join the curve's own (c) runs at this budget with `--merge` (same
+setup, checked). The levers:
 
     lr_schedule         peak LR 2e-3, 5 % warm-up, cosine decay, gradient clipping at 1.0
-                        -> the course's 1e-3 with linear decay, no warm-up, no clipping
-    min_snr             min-SNR-5 loss weighting -> every timestep weighs the same
-    ema                 an EMA of the weights, sized to the run -> the raw weights
-    bf16_channels_last  bf16 autocast + channels_last where the CPU computes bf16 natively -> fp32, NCHW
-    ddim_previews       DDIM-50 preview grids -> the trained scheduler's 500-step DDPM grids
+                        -> the course's 1e-3 with linear decay, no warm-up, no clipping       (variant without_...)
+    min_snr             min-SNR-5 loss weighting -> every timestep weighs the same              (without_...)
+    bf16_channels_last  bf16 autocast + channels_last where the CPU computes bf16 natively -> fp32, NCHW (without_...)
+    ddim_previews       DDIM-50 preview grids -> the trained scheduler's 500-step DDPM grids    (without_...)
+    ema                 the raw weights -> an EMA of the weights (max decay 0.999, power 0.75, sized to the run)
+                        (with_ema: the recipe had it until this ablation measured it costing FID at 10 minutes)
 
 Output: the last line is JSON: `results[variant][budget]` as `time_to_quality.py` writes it, every run's record
 (`runs`), and `table`: per variant the FID / KID (/ class accuracy) mean and std, the steps, and the FID change
-against `best` (positive: the lever helps, switching it off made FID worse), of the means and seed by seed (the
+against `best` (positive: the recipe's choice is the better one), of the means and seed by seed (the
 same seed starts the recipe and the variant from the same weights and data order).
 
 Examples:
@@ -38,34 +39,36 @@ from time_to_quality import (
     PRESETS, add_shared_arguments, join_runs, prepare, score, setup_record, sprite_pipeline, summarise, train_package,
 )
 
-# each lever: the faithful preset's values of the keys the recipe changes (a YAML given with --config, over the preset)
+# each lever: how its variant differs from the recipe ("without": a lever the recipe uses, set back to the faithful
+# preset's values; "with": one the recipe leaves out, added) and the values it trains with (a YAML given with --config,
+# over the recipe's preset)
 LEVERS = {
-    "lr_schedule": {"learning_rate": 1.0e-3, "lr_scheduler": "course", "lr_warmup_ratio": None, "lr_warmup_steps": 0,
-                    "max_grad_norm": None},
-    "min_snr": {"snr_gamma": None},
-    "ema": {"use_ema": False},
-    "bf16_channels_last": {"mixed_precision": "no", "channels_last": False},
-    "ddim_previews": {"preview_sampler": "ddpm", "ddpm_num_inference_steps": None},
+    "lr_schedule": ("without", {"learning_rate": 1.0e-3, "lr_scheduler": "course", "lr_warmup_ratio": None,
+                                "lr_warmup_steps": 0, "max_grad_norm": None}),
+    "min_snr": ("without", {"snr_gamma": None}),
+    "bf16_channels_last": ("without", {"mixed_precision": "no", "channels_last": False}),
+    "ddim_previews": ("without", {"preview_sampler": "ddpm", "ddpm_num_inference_steps": None}),
+    "ema": ("with", {"use_ema": True, "ema_max_decay": 0.999, "ema_power": 0.75}),
 }
 RECIPE = "best"  # the name of contender (c) in time_to_quality.py
 
 
 def variant_name(lever: str) -> str:
-    return RECIPE if lever == RECIPE else f"without_{lever}"
+    return RECIPE if lever == RECIPE else f"{LEVERS[lever][0]}_{lever}"
 
 
 def train_variant(args, lever: str, budget_s: float, seed: int, workdir: Path, extra: list[str]):
-    """The recipe with one lever set back (or, for `best`, as it is), through the real training entry."""
+    """The recipe with one lever changed (or, for `best`, as it is), through the real training entry."""
     flags = list(extra)
     if lever != RECIPE:
         config = workdir / f"{lever}.yaml"
-        config.write_text(yaml.safe_dump(LEVERS[lever]))
+        config.write_text(yaml.safe_dump(LEVERS[lever][1]))
         flags += ["--config", str(config)]
     preset = PRESETS[args.conditional]["best"]
     unet, record = train_package(args, preset, budget_s, seed, workdir / lever, flags)
     if lever != RECIPE:  # what the run really trained with, from its own saved config (which leaves unset values out)
         saved = json.loads((workdir / lever / f"{preset}-{budget_s:g}-{seed}" / "training_config.json").read_text())
-        record["lever_values"] = {key: saved["hyperparameters"].get(key) for key in LEVERS[lever]}
+        record["lever_values"] = {key: saved["hyperparameters"].get(key) for key in LEVERS[lever][1]}
     return unet, record
 
 
@@ -114,7 +117,7 @@ def main(argv=None) -> dict:
     add_shared_arguments(parser)
     parser.add_argument("--budget", type=float, default=10.0, help="minutes per run")
     parser.add_argument("--levers", nargs="+", default=list(LEVERS), choices=[RECIPE, *LEVERS],
-                        help=f"levers to switch off, one run each ('{RECIPE}': the recipe as it is)")
+                        help=f"levers to change, one run each ('{RECIPE}': the recipe as it is)")
     args = parser.parse_args(argv)
     args.levers = list(dict.fromkeys(args.levers))  # a lever named twice runs once per seed
     if args.merge:

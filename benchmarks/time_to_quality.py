@@ -238,8 +238,14 @@ def join_runs(paths: list[str]) -> tuple[list[dict], dict]:
             raise SystemExit(f"error: {path} has no per-run records ('runs'); it was written before --merge existed or "
                              "by another script: run time_to_quality.py again to make it")
     same = ("data", "conditional", "num_samples", "sampler", "eval_seed", "n_feat", "guidance_scale", "threads")
+
+    def setup(part: dict) -> dict:  # a data folder counts as the same however its path was written
+        data = part.get("data")
+        folder = Path(data) if data else None
+        return {**part, "data": str(folder.resolve()) if folder is not None and folder.is_dir() else data}
+
     for part, path in zip(parts[1:], paths[1:]):
-        differing = [key for key in same if part.get(key) != parts[0].get(key)]
+        differing = [key for key in same if setup(part).get(key) != setup(parts[0]).get(key)]
         if differing:
             raise SystemExit(f"error: {path} differs from {paths[0]} in {differing}; merge only runs of one setup")
     runs: dict = {}

@@ -87,11 +87,14 @@ def test_time_to_quality_smoke(tmp_path):
 
 
 def test_ablation_smoke(tmp_path):
-    result = run_benchmark("ablation.py", *DATA, "--conditional", "--levers", "best", "min_snr", "lr_schedule",
+    result = run_benchmark("ablation.py", *DATA, "--conditional", "--levers", "best", "min_snr", "lr_schedule", "ema",
                            tmp_path=tmp_path)
     assert RUNTIME_KEYS | {"results", "runs", "table", "levers"} <= set(result)
-    assert set(result["table"]) == {"best", "without_min_snr", "without_lr_schedule"}
-    # each variant trained with its lever set back to the faithful preset's value (read from the run's own config)
+    assert set(result["table"]) == {"best", "without_min_snr", "without_lr_schedule", "with_ema"}
+    # each variant trained with its lever set back to the faithful preset's value, or (a lever the recipe leaves out)
+    # added, read from the run's own config
+    (ema_run,) = result["runs"]["with_ema"]["0.25"]
+    assert ema_run["train"]["lever_values"] == {"use_ema": True, "ema_max_decay": 0.999, "ema_power": 0.75}
     (snr_run,) = result["runs"]["without_min_snr"]["0.25"]
     assert snr_run["train"]["lever_values"] == {"snr_gamma": None}
     (lr_run,) = result["runs"]["without_lr_schedule"]["0.25"]
