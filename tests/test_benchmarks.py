@@ -73,7 +73,15 @@ def test_time_to_quality_smoke(tmp_path):
     for name in ("course", "package", "best"):
         assert merged["results"][name]["0.25"]["fid"]["values"] == result["results"][name]["0.25"]["fid"]["values"]
     assert (tmp_path / "merged.png").stat().st_size > 0
-    halves[1].write_text(json.dumps({**json.loads(halves[1].read_text().splitlines()[-1]), "num_samples": 7}) + "\n")
+    # the same data folder written another way joins; another folder is refused
+    data = Path(result["data"])
+    second = json.loads(halves[1].read_text().splitlines()[-1])
+    for other, joins in ((os.path.join(data, "..", data.name), True), (str(tmp_path), False)):
+        halves[1].write_text(json.dumps({**second, "data": other}) + "\n")
+        joined = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "time_to_quality.py"), "--merge",
+                                 *map(str, halves)], capture_output=True, text=True)
+        assert (joined.returncode == 0) is joins and (joins or "['data']" in joined.stderr)
+    halves[1].write_text(json.dumps({**second, "num_samples": 7}) + "\n")
     refused = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "time_to_quality.py"), "--merge",
                               *map(str, halves)], capture_output=True, text=True)
     assert refused.returncode != 0 and "num_samples" in refused.stderr
