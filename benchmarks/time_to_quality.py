@@ -12,11 +12,13 @@ Every run's budget counts from the start of its training call (data and model se
 step; the final save and the evaluation come after. All contenders use the same threads (`--threads`, default: the
 usable cores), model width (ContextUnet n_feat 64), data and seeds, and are scored by
 `hf_sprites.evaluation.evaluate` with the same sampler (DDIM 25), sample count (500), evaluation seed and, for
-`--conditional`, guidance scale and class-balanced labels: FID and KID on the package's domain features against the
+`--conditional`, guidance scale and labels (FID and KID ask for the classes in the training split's proportions,
+class accuracy for every class equally): FID and KID on the package's domain features against the
 training split, and class accuracy. Contenders run interleaved per (budget, seed) so machine load hits them alike.
 
 Output: the last line is JSON: per contender and budget the mean, std and n of FID / KID (/ class accuracy), and
-the steps and images/s of the runs, and every run's own record (`runs`); `--plot` writes FID against minutes with
+the steps and images/s of the runs, every run's own record (`runs`) and the evaluator's real-vs-real `floor` (the
+data's test split against its train split, where it has one); `--plot` writes FID against minutes with
 error bars; `--grids_dir` keeps a sample grid of every contender at the largest budget (seed 0) beside a grid of
 real images of the same size. `--seed_ids` and `--merge` split one curve over processes that each hold a core
 (`--threads 1`) and join their JSON outputs into one result and plot.
@@ -48,6 +50,9 @@ PRESETS = {False: {"package": "sprites", "best": "sprites_fast"},
 # the course loop warms up for this many steps (or one epoch, if shorter), then times as many again before it sizes its
 # per-epoch LR decay to the budget
 COURSE_PROBE_STEPS = 50
+# conditional FID / KID ask for the classes in the training split's proportions (`hf_sprites.evaluation.evaluate`);
+# outputs made before this was recorded asked for every class equally and do not merge with these
+FID_LABELS = "reference"
 
 
 # --- data -------------------------------------------------------------------------------------------------------
@@ -154,12 +159,34 @@ def score(args, pipe, reference) -> dict:
         seed=args.eval_seed, batch_size=args.eval_batch_size, sampler="ddim", conditional=args.conditional,
         guidance_scale=args.guidance_scale if args.conditional else 1.0,
         classifier_recipe=ClassifierRecipe(epochs=1, width=8, feature_dim=16) if args.smoke else None,
-        max_reference=300 if args.smoke else None, kid_subset_size=min(1000, args.num_samples),
+        max_reference=300 if args.smoke else None, kid_subset_size=min(1000, args.num_samples), fid_labels=FID_LABELS,
     )
     scores = {"fid": result["fid"], "kid": result["kid_mean"]}
     if args.conditional:
         scores["class_accuracy"] = result["class_accuracy"]["mean"]
     return scores
+
+
+def real_floor(args, reference) -> dict | None:
+    """The evaluator's real-vs-real floor: FID / KID of `--num_samples` test images (the whole test split when it is
+    smaller) against the train split (the reference of every score), same features; None for the embedded digits."""
+    from hf_sprites.evaluation import ClassifierRecipe, DomainFeatures, compare_images, load_or_train_domain_classifier
+    from hf_sprites.evaluation import load_reference
+
+    if reference is None or args.smoke:
+        return None
+    geometry = (args.geometry["resolution"], args.geometry["in_channels"])
+    try:
+        test, _, _ = load_reference(reference, "test", *geometry)
+    except (ValueError, KeyError) as error:  # no test split in this data
+        return {"skipped": str(error)}
+    if len(test) > args.num_samples:  # the samples' count: FID's small-sample bias alike
+        test = test[torch.randperm(len(test), generator=torch.Generator().manual_seed(args.eval_seed))[:args.num_samples]]
+    train, labels, source = load_reference(reference, "train", *geometry)
+    classifier = load_or_train_domain_classifier(train, labels, ClassifierRecipe(), source.num_classes, None)
+    scores = compare_images(test, train, DomainFeatures(classifier), kid_subset_size=min(1000, len(test)),
+                            seed=args.eval_seed)
+    return {"fid": scores["fid"], "kid": scores["kid_mean"], "num_test": len(test), "num_train": len(train)}
 
 
 def save_grid(args, pipe, path: Path, num_classes) -> None:
@@ -203,7 +230,7 @@ def summarise(runs: list[dict]) -> dict:
     return out
 
 
-def plot(results: dict, path: Path, title: str) -> None:
+def plot(results: dict, path: Path, title: str, floor: dict | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -216,6 +243,8 @@ def plot(results: dict, path: Path, title: str) -> None:
         budgets = sorted(by_budget, key=float)
         ax.errorbar([float(b) for b in budgets], [by_budget[b]["fid"]["mean"] for b in budgets],
                     yerr=[by_budget[b]["fid"]["std"] for b in budgets], marker="o", capsize=4, label=labels[name])
+    if floor and "fid" in floor:  # real test images against the same reference: what a perfect model would score
+        ax.axhline(floor["fid"], color="grey", linestyle=":", label=f"real test split ({floor['fid']:.2f})")
     ax.set_xlabel("training budget (minutes, set-up included)")
     ax.set_ylabel("FID (domain features, lower is better)")
     ax.set_title(title, fontsize=10)
@@ -237,7 +266,8 @@ def join_runs(paths: list[str]) -> tuple[list[dict], dict]:
         if "runs" not in part:
             raise SystemExit(f"error: {path} has no per-run records ('runs'); it was written before --merge existed or "
                              "by another script: run time_to_quality.py again to make it")
-    same = ("data", "conditional", "num_samples", "sampler", "eval_seed", "n_feat", "guidance_scale", "threads")
+    same = ("data", "conditional", "num_samples", "sampler", "eval_seed", "n_feat", "guidance_scale", "threads",
+            "fid_labels")
 
     def setup(part: dict) -> dict:  # a data folder counts as the same however its path was written
         data = part.get("data")
@@ -272,7 +302,7 @@ def merge(args) -> dict:
     seeds = sorted({r["seed"] for by_budget in runs.values() for records in by_budget.values() for r in records})
     if args.plot:
         plot(results, Path(args.plot), f"{Path(parts[0]['data']).name}, up to {len(seeds)} seed(s), "
-             f"{parts[0].get('gpu') or parts[0]['cpu']}")
+             f"{parts[0].get('gpu') or parts[0]['cpu']}", parts[0].get("floor"))
     result = {**parts[0], "results": results, "runs": runs, "seeds": seeds, "merged_from": [str(p) for p in args.merge],
               "budgets_min": sorted({float(b) for by_budget in runs.values() for b in by_budget})}
     emit(result)
@@ -319,6 +349,7 @@ def setup_record(args) -> dict:
     return {"data": args.data, "geometry": args.geometry, "conditional": args.conditional, "seeds": args.seeds_run,
             "num_samples": args.num_samples, "sampler": f"ddim-{args.num_inference_steps}", "eval_seed": args.eval_seed,
             "n_feat": args.n_feat, "guidance_scale": args.guidance_scale if args.conditional else None,
+            "fid_labels": FID_LABELS if args.conditional else None,
             "mode": "smoke" if args.smoke else "quick" if args.quick else "full", **runtime_info(args.torch_device)}
 
 
@@ -358,10 +389,11 @@ def main(argv=None) -> dict:
             save_real_grid(args, arrays, Path(args.grids_dir) / "real.png")
     runs = {name: {f"{b:g}": r for b, r in by_budget.items()} for name, by_budget in runs.items()}
     results = {name: {b: summarise(r) for b, r in by_budget.items()} for name, by_budget in runs.items()}
+    floor = real_floor(args, reference)
     if args.plot:
         info = runtime_info(args.torch_device)
-        plot(results, Path(args.plot), f"{Path(args.data).name}, {len(seeds)} seed(s), {info['gpu'] or info['cpu']}")
-    result = {"results": results, "runs": runs, "budgets_min": args.budgets, **setup_record(args)}
+        plot(results, Path(args.plot), f"{Path(args.data).name}, {len(seeds)} seed(s), {info['gpu'] or info['cpu']}", floor)
+    result = {"results": results, "runs": runs, "budgets_min": args.budgets, "floor": floor, **setup_record(args)}
     emit(result)
     return result
 

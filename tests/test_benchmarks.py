@@ -81,10 +81,11 @@ def test_time_to_quality_smoke(tmp_path):
         joined = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "time_to_quality.py"), "--merge",
                                  *map(str, halves)], capture_output=True, text=True)
         assert (joined.returncode == 0) is joins and (joins or "['data']" in joined.stderr)
-    halves[1].write_text(json.dumps({**second, "num_samples": 7}) + "\n")
-    refused = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "time_to_quality.py"), "--merge",
-                              *map(str, halves)], capture_output=True, text=True)
-    assert refused.returncode != 0 and "num_samples" in refused.stderr
+    for key, value in (("num_samples", 7), ("fid_labels", "balanced")):  # another evaluation is refused
+        halves[1].write_text(json.dumps({**second, key: value}) + "\n")
+        refused = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "time_to_quality.py"), "--merge",
+                                  *map(str, halves)], capture_output=True, text=True)
+        assert refused.returncode != 0 and key in refused.stderr
     twice = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "time_to_quality.py"), "--merge", str(halves[0]),
                             str(halves[0])], capture_output=True, text=True)
     assert twice.returncode != 0 and "in more than one input" in twice.stderr

@@ -8,6 +8,7 @@ test 254): test accuracy 0.906-0.909 for seeds 0-2 (train accuracy 0.994-0.995);
 """
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from hf_sprites.evaluation import (
     kernel_distance,
     load_or_train_domain_classifier,
     main,
+    reference_class_labels,
     train_domain_classifier,
 )
 
@@ -85,6 +87,16 @@ def test_class_conditional_accuracy_per_class_and_mean():
     assert result["per_class"] == [0.5, 0.5, 1.0, None]
     assert result["mean"] == pytest.approx(2 / 3)
     assert result["overall"] == pytest.approx(4 / 6)
+
+
+def test_reference_class_labels_follow_the_proportions_round_robin():
+    labels = reference_class_labels(50, [236, 903, 43, 450, 654])  # crawl-sprites' train split
+    assert torch.bincount(labels).tolist() == [5, 20, 1, 10, 14]  # largest remainders: food keeps one sample
+    assert labels[:5].tolist() == [0, 1, 2, 3, 4] and labels[5:9].tolist() == [0, 1, 3, 4]
+    assert torch.equal(reference_class_labels(30, [7, 7, 7]), torch.arange(30) % 3)  # balanced data: the same labels
+    for bad in ([], [3, -1], [0, 0]):
+        with pytest.raises(ValueError, match="non-negative per-class counts"):
+            reference_class_labels(10, bad)
 
 
 # --- domain classifier -----------------------------------------------------------------------------------------
@@ -167,6 +179,26 @@ def test_compare_images_rejects_mismatched_sizes_and_channels(crawl):
         compare_images(torch.zeros(100, 1, 16, 16), train_images, DomainFeatures(classifier))
 
 
+def test_conditional_fid_samples_the_reference_class_mix_and_accuracy_every_class(crawl, tmp_path, monkeypatch):
+    """crawl-sprites is 2 % food and 40 % monsters: FID/KID against it ask for that mix, accuracy for each class alike."""
+    module = sys.modules["hf_sprites.evaluation.evaluate"]
+    asked, real = [], module.generate_samples
+    monkeypatch.setattr(module, "generate_samples", lambda pipe, n, *args: asked.append(args[3]) or real(pipe, n, *args))
+    torch.manual_seed(0)
+    pipe = SpritePipeline(ContextUnet(sample_size=16, n_feat=8, n_cfeat=5).eval(), SpriteScheduler())
+    settings = dict(reference=str(CRAWL), num_samples=50, num_inference_steps=2, sampler="ddim", classifier_recipe=TINY,
+                    cache_dir=tmp_path, kid_subsets=5, device="cpu")
+    result = evaluate(pipe, **settings)
+    balanced, mixed = asked
+    assert torch.bincount(balanced).tolist() == [10] * 5  # the accuracy's samples
+    assert result["fid_labels"] == "reference" and result["fid_class_counts"] == torch.bincount(mixed).tolist() == [5, 20, 1, 10, 14]
+    assert all(value is not None for value in result["class_accuracy"]["per_class"])
+    asked.clear()
+    old_way = evaluate(pipe, **settings, fid_labels="balanced")
+    assert len(asked) == 1 and old_way["fid_class_counts"] is None and old_way["fid"] != result["fid"]
+    assert old_way["class_accuracy"] == result["class_accuracy"]
+
+
 # --- evaluate() and the CLI ------------------------------------------------------------------------------------
 
 def digits_pipeline(n_cfeat=10):
@@ -203,6 +235,8 @@ def test_evaluate_errors_come_before_sampling(tmp_path):
         run_digits(digits_pipeline(), tmp_path, conditional=False, guidance_scale=2.0)
     with pytest.raises(ValueError, match="Unknown sampler"):
         run_digits(digits_pipeline(), tmp_path, sampler="euler")
+    with pytest.raises(ValueError, match="fid_labels must be 'reference' or 'balanced'"):
+        run_digits(digits_pipeline(), tmp_path, fid_labels="uniform")
 
 
 def test_inception_features_say_they_are_unavailable_offline(tmp_path, monkeypatch):

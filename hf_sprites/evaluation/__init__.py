@@ -5,7 +5,7 @@
 classifier trained (and cached) on the reference split's labels.
 """
 
-from .accuracy import balanced_class_labels, class_conditional_accuracy
+from .accuracy import balanced_class_labels, class_conditional_accuracy, reference_class_labels
 from .classifier_cache import default_cache_dir, load_or_train_domain_classifier
 from .command import main
 from .domain_classifier import ClassifierRecipe, DomainClassifier, train_domain_classifier
@@ -34,6 +34,7 @@ __all__ = [
     "load_or_train_domain_classifier",
     "load_reference",
     "main",
+    "reference_class_labels",
     "swap_sampler",
     "train_domain_classifier",
 ]

@@ -18,6 +18,32 @@ def balanced_class_labels(num_samples: int, num_classes: int) -> torch.Tensor:
     return torch.arange(num_samples) % num_classes
 
 
+def reference_class_labels(num_samples: int, class_counts) -> torch.Tensor:
+    """Class labels in the proportions of `class_counts` (largest remainders), taken round-robin over the classes.
+
+    FID and KID compare a *distribution*: samples asked for in other proportions than the reference's classes differ
+    from it however good the model is (crawl-sprites: 2 % food, 40 % monsters). Equal counts give exactly
+    `balanced_class_labels`.
+
+    Example:
+        >>> reference_class_labels(10, [30, 10, 10]).tolist()
+        [0, 1, 2, 0, 1, 2, 0, 0, 0, 0]
+    """
+    counts = torch.as_tensor(class_counts, dtype=torch.float64)
+    if counts.dim() != 1 or counts.numel() == 0 or bool((counts < 0).any()) or float(counts.sum()) <= 0:
+        raise ValueError(f"class_counts must be non-negative per-class counts with a positive sum, got {class_counts!r}.")
+    share = counts / counts.sum() * num_samples
+    wanted = share.floor().long()
+    wanted[torch.argsort(share - wanted, descending=True, stable=True)[: num_samples - int(wanted.sum())]] += 1
+    labels, left = [], wanted.clone()
+    while len(labels) < num_samples:
+        for k in range(len(left)):
+            if left[k] > 0:
+                labels.append(k)
+                left[k] -= 1
+    return torch.tensor(labels, dtype=torch.long)
+
+
 def class_conditional_accuracy(predicted: torch.Tensor, requested: torch.Tensor, num_classes: int) -> dict:
     """Per-class and mean accuracy of `predicted` class indices against the `requested` ones.
 

@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     metric.add_argument("--cache_dir", default=None, help="domain classifier cache root")
     metric.add_argument("--kid_subsets", type=int, default=100)
     metric.add_argument("--kid_subset_size", type=int, default=1000)
+    metric.add_argument("--fid_labels", default="reference", choices=["reference", "balanced"],
+                        help="conditional FID/KID: ask for classes in the reference's proportions (default) or equally")
     parser.add_argument("--output_file", default=None, help="also write the JSON result here (atomic)")
     parser.add_argument("--update_card", action="store_true",
                         help="add the scores to the folder's model card (model-index) and its training_config.json")
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> dict:
         conditional=False if args.unconditional else None, classifier_recipe=recipe, cache_dir=args.cache_dir,
         kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size, max_reference=args.max_reference,
         interpolation=args.interpolation, background=tuple(args.background), image_column=args.image_column,
-        class_column=args.class_column, device=args.device,
+        class_column=args.class_column, device=args.device, fid_labels=args.fid_labels,
     )
     print(json.dumps(result))
     if args.output_file:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from .accuracy import balanced_class_labels, class_conditional_accuracy
+from .accuracy import balanced_class_labels, class_conditional_accuracy, reference_class_labels
 from .classifier_cache import load_or_train_domain_classifier
 from .domain_classifier import ClassifierRecipe
 from .features import DomainFeatures, InceptionFeatures
@@ -119,7 +119,9 @@ def _build_extractor(features, ref_images, ref_labels, num_classes, recipe, cach
     raise ValueError(f"features must be 'domain', 'inception' or a FeatureExtractor, got {features!r}.")
 
 
-def _check_arguments(num_samples: int, batch_size: int, features, recipe: ClassifierRecipe) -> None:
+def _check_arguments(num_samples: int, batch_size: int, features, recipe: ClassifierRecipe, fid_labels: str) -> None:
+    if fid_labels not in ("reference", "balanced"):
+        raise ValueError(f"fid_labels must be 'reference' or 'balanced', got {fid_labels!r}.")
     if num_samples < 2 or batch_size < 1:
         raise ValueError(f"num_samples must be >= 2 and batch_size >= 1, got {num_samples} and {batch_size}.")
     if isinstance(features, str) and features not in ("domain", "inception"):
@@ -161,6 +163,7 @@ def evaluate(
     image_column: str | None = None,
     class_column: str | None = None,
     device=None,
+    fid_labels: str = "reference",
 ) -> dict:
     """Sample `pipeline_or_path` and score the samples against `reference`/`split`.
 
@@ -172,7 +175,12 @@ def evaluate(
         seed: seeds sampling (and, through the recipe, the classifier); same seed, same numbers.
         features: "domain" (offline), "inception" (needs torch-fidelity and its weights) or an extractor.
         sampler: "ddpm" (the pipeline's own scheduler), "ddim" or "dpm".
-        conditional: ask for balanced class labels; default: True for SpritePipeline folders/objects.
+        conditional: sample with class labels; default: True for SpritePipeline folders/objects. Class accuracy asks
+            for every class equally often; FID and KID ask for classes as `fid_labels` says.
+        fid_labels: "reference" (default): the FID/KID samples ask for the classes in the reference's own
+            proportions, so a perfect model scores the real-vs-real floor; "balanced": every class equally often
+            (what hf_sprites did before; on imbalanced data it leaves a gap that no model closes). On a balanced
+            reference both are the same samples.
         classifier_recipe, cache_dir: domain classifier hyperparameters and cache root.
         kid_subsets, kid_subset_size: KID averaging.
         max_reference: cap on reference images; interpolation/background/columns: reference transform.
@@ -182,7 +190,7 @@ def evaluate(
         dict with fid, kid_mean, kid_std, class_accuracy (conditional only) and the settings used.
     """
     recipe = classifier_recipe or ClassifierRecipe()
-    _check_arguments(num_samples, batch_size, features, recipe)
+    _check_arguments(num_samples, batch_size, features, recipe, fid_labels)
     if features == "inception":
         features = InceptionFeatures()  # fails here, before any sampling, when it is not available
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -201,7 +209,13 @@ def evaluate(
         raise ValueError("Class-conditional accuracy needs the domain classifier: use features='domain' or conditional=False.")
     labels = balanced_class_labels(num_samples, classifier.config.num_classes) if conditional else None
     samples = generate_samples(pipe, num_samples, batch_size, steps, seed, labels, guidance_scale)
-    result = compare_images(samples, ref_images, extractor, kid_subsets, kid_subset_size, seed)
+    fid_samples, fid_class_counts = samples, None
+    if labels is not None and fid_labels == "reference":
+        fid_label_list = reference_class_labels(num_samples, torch.bincount(ref_labels, minlength=source.num_classes))
+        fid_class_counts = torch.bincount(fid_label_list, minlength=source.num_classes).tolist()
+        if not torch.equal(fid_label_list, labels):
+            fid_samples = generate_samples(pipe, num_samples, batch_size, steps, seed, fid_label_list, guidance_scale)
+    result = compare_images(fid_samples, ref_images, extractor, kid_subsets, kid_subset_size, seed)
     if labels is not None:
         predicted = classifier.predict(samples)
         result["class_accuracy"] = class_conditional_accuracy(predicted, labels, classifier.config.num_classes)
@@ -210,6 +224,8 @@ def evaluate(
         feature_dim=extractor.feature_dim, reference=source.source, split=split, num_reference=len(ref_images),
         conditional=bool(labels is not None), guidance_scale=guidance_scale,
     )
+    if labels is not None:
+        result.update(fid_labels=fid_labels, fid_class_counts=fid_class_counts)
     if classifier is not None:
         result["classifier_train_accuracy"] = classifier.train_accuracy
     return result
