@@ -122,6 +122,7 @@ def test_an_evaluation_becomes_model_index_results_named_by_its_features(tmp_pat
     assert results["accuracy"].metric_name == "class accuracy (domain features)"
     recorded = json.loads((folder / "training_config.json").read_text())["evaluation"]
     assert recorded["fid"] == pytest.approx(results["fid"].metric_value, rel=1e-5) and recorded["features"] == "domain"
+    assert recorded["fid_labels"] == "reference"  # which classes the FID samples asked for
     assert "## Evaluation" in card.text and "| class accuracy |" in card.text
     upload = pushed(folder, "user/digits", tmp_path / "upload", monkeypatch)
     assert len(ModelCard.load(upload / "README.md").data.eval_results) == 3  # the scores travel with the push
