@@ -371,6 +371,7 @@ def main(argv=None) -> dict:
         args.budgets, args.seeds, args.batch_size = [0.25], 2, 20
     extra, base_cfg, arrays, reference, seeds = prepare(args)
     args.seeds_run = seeds
+    floor = real_floor(args, reference)  # before any training: a data problem shows up here, not after hours of runs
     runs = {name: {b: [] for b in args.budgets} for name in args.contenders}
     with tempfile.TemporaryDirectory() as workdir:
         for budget in args.budgets:
@@ -389,7 +390,6 @@ def main(argv=None) -> dict:
             save_real_grid(args, arrays, Path(args.grids_dir) / "real.png")
     runs = {name: {f"{b:g}": r for b, r in by_budget.items()} for name, by_budget in runs.items()}
     results = {name: {b: summarise(r) for b, r in by_budget.items()} for name, by_budget in runs.items()}
-    floor = real_floor(args, reference)
     if args.plot:
         info = runtime_info(args.torch_device)
         plot(results, Path(args.plot), f"{Path(args.data).name}, {len(seeds)} seed(s), {info['gpu'] or info['cpu']}", floor)

@@ -199,6 +199,19 @@ def test_conditional_fid_samples_the_reference_class_mix_and_accuracy_every_clas
     assert old_way["class_accuracy"] == result["class_accuracy"]
 
 
+def test_conditional_fid_reads_the_class_mix_of_one_hot_course_labels(tmp_path):
+    """The course's .npy sprites carry one-hot labels: their class counts come from the rows, not a crash in bincount."""
+    g = torch.Generator().manual_seed(0)
+    classes = torch.tensor([0] * 60 + [1] * 30 + [2] * 10)  # 60 / 30 / 10 %
+    np.save(tmp_path / "sprites_100_16x16.npy", (torch.rand(100, 16, 16, 3, generator=g) * 255).to(torch.uint8).numpy())
+    np.save(tmp_path / "sprite_labels_nc_100_16x16.npy", torch.nn.functional.one_hot(classes, 3).float().numpy())
+    torch.manual_seed(0)
+    pipe = SpritePipeline(ContextUnet(sample_size=16, n_feat=8, n_cfeat=3).eval(), SpriteScheduler())
+    result = evaluate(pipe, reference=str(tmp_path), num_samples=20, num_inference_steps=1, sampler="ddim",
+                      classifier_recipe=TINY, cache_dir=tmp_path / "cache", kid_subsets=2, device="cpu")
+    assert result["fid_class_counts"] == [12, 6, 2]
+
+
 # --- evaluate() and the CLI ------------------------------------------------------------------------------------
 
 def digits_pipeline(n_cfeat=10):
@@ -235,7 +248,7 @@ def test_evaluate_errors_come_before_sampling(tmp_path):
         run_digits(digits_pipeline(), tmp_path, conditional=False, guidance_scale=2.0)
     with pytest.raises(ValueError, match="Unknown sampler"):
         run_digits(digits_pipeline(), tmp_path, sampler="euler")
-    with pytest.raises(ValueError, match="fid_labels must be 'reference' or 'balanced'"):
+    with pytest.raises(ValueError, match="fid_labels must be one of"):
         run_digits(digits_pipeline(), tmp_path, fid_labels="uniform")
 
 

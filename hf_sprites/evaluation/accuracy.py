@@ -13,6 +13,10 @@ from __future__ import annotations
 import torch
 
 
+# which classes the samples of a conditional FID/KID ask for (`evaluate(fid_labels=...)`, `--fid_labels`)
+FID_LABEL_MIXES = ("reference", "balanced")
+
+
 def balanced_class_labels(num_samples: int, num_classes: int) -> torch.Tensor:
     """Class labels 0, 1, ..., K-1, 0, 1, ... so every class is asked for (almost) equally often."""
     return torch.arange(num_samples) % num_classes
@@ -35,13 +39,9 @@ def reference_class_labels(num_samples: int, class_counts) -> torch.Tensor:
     share = counts / counts.sum() * num_samples
     wanted = share.floor().long()
     wanted[torch.argsort(share - wanted, descending=True, stable=True)[: num_samples - int(wanted.sum())]] += 1
-    labels, left = [], wanted.clone()
-    while len(labels) < num_samples:
-        for k in range(len(left)):
-            if left[k] > 0:
-                labels.append(k)
-                left[k] -= 1
-    return torch.tensor(labels, dtype=torch.long)
+    labels = torch.repeat_interleave(torch.arange(len(wanted)), wanted)
+    rank = torch.arange(num_samples) - torch.repeat_interleave(torch.cumsum(wanted, 0) - wanted, wanted)
+    return labels[torch.argsort(rank * len(wanted) + labels)]  # round-robin: each class's 1st, then each one's 2nd, ...
 
 
 def class_conditional_accuracy(predicted: torch.Tensor, requested: torch.Tensor, num_classes: int) -> dict:

@@ -15,6 +15,7 @@ import json
 from ..atomic import atomic_write_text
 from ..data.formats import DIGITS_DESCRIPTION
 from ..hub.card import record_evaluation, require_card
+from .accuracy import FID_LABEL_MIXES
 from .domain_classifier import ClassifierRecipe
 from .evaluate import evaluate
 
@@ -63,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     metric.add_argument("--cache_dir", default=None, help="domain classifier cache root")
     metric.add_argument("--kid_subsets", type=int, default=100)
     metric.add_argument("--kid_subset_size", type=int, default=1000)
-    metric.add_argument("--fid_labels", default="reference", choices=["reference", "balanced"],
+    metric.add_argument("--fid_labels", default="reference", choices=FID_LABEL_MIXES,
                         help="conditional FID/KID: ask for classes in the reference's proportions (default) or equally")
     parser.add_argument("--output_file", default=None, help="also write the JSON result here (atomic)")
     parser.add_argument("--update_card", action="store_true",

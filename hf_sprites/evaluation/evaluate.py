@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 
-from .accuracy import balanced_class_labels, class_conditional_accuracy, reference_class_labels
+from .accuracy import FID_LABEL_MIXES, balanced_class_labels, class_conditional_accuracy, reference_class_labels
 from .classifier_cache import load_or_train_domain_classifier
-from .domain_classifier import ClassifierRecipe
+from .domain_classifier import ClassifierRecipe, class_indices
 from .features import DomainFeatures, InceptionFeatures
 from .fid import fid_min_samples, frechet_distance, kernel_distance
 from .sampling import as_sprite_pipeline, default_steps, generate_samples, swap_sampler
@@ -120,8 +120,8 @@ def _build_extractor(features, ref_images, ref_labels, num_classes, recipe, cach
 
 
 def _check_arguments(num_samples: int, batch_size: int, features, recipe: ClassifierRecipe, fid_labels: str) -> None:
-    if fid_labels not in ("reference", "balanced"):
-        raise ValueError(f"fid_labels must be 'reference' or 'balanced', got {fid_labels!r}.")
+    if fid_labels not in FID_LABEL_MIXES:
+        raise ValueError(f"fid_labels must be one of {FID_LABEL_MIXES}, got {fid_labels!r}.")
     if num_samples < 2 or batch_size < 1:
         raise ValueError(f"num_samples must be >= 2 and batch_size >= 1, got {num_samples} and {batch_size}.")
     if isinstance(features, str) and features not in ("domain", "inception"):
@@ -211,7 +211,8 @@ def evaluate(
     samples = generate_samples(pipe, num_samples, batch_size, steps, seed, labels, guidance_scale)
     fid_samples, fid_class_counts = samples, None
     if labels is not None and fid_labels == "reference":
-        fid_label_list = reference_class_labels(num_samples, torch.bincount(ref_labels, minlength=source.num_classes))
+        ref_classes = class_indices(ref_labels, len(ref_images))  # one-hot reference labels (course .npy) too
+        fid_label_list = reference_class_labels(num_samples, torch.bincount(ref_classes, minlength=source.num_classes))
         fid_class_counts = torch.bincount(fid_label_list, minlength=source.num_classes).tolist()
         if not torch.equal(fid_label_list, labels):
             fid_samples = generate_samples(pipe, num_samples, batch_size, steps, seed, fid_label_list, guidance_scale)
