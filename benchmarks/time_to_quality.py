@@ -134,7 +134,9 @@ def train_package(args, preset: str, budget_s: float, seed: int, workdir: Path, 
     rates = [row["img_per_s"] for row in state["log_history"][1:]] or [0.0]
     record = {"steps": state["global_step"], "img_per_s": statistics.median(rates),
               "seconds_with_final_save": time.perf_counter() - start, "planned_steps": state["plan"]["total_steps"],
-              "stopped_by_budget_at": state["stopped_by_budget_at"]}
+              "stopped_by_budget_at": state["stopped_by_budget_at"],
+              "first_planned_steps": state["plan"].get("initial_total_steps"),
+              "replanned_at": state["plan"].get("replanned_at")}
     return load_unet(out), record
 
 

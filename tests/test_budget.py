@@ -18,11 +18,12 @@ from diffusers import DDPMPipeline
 from hf_sprites.data import make_batches
 from hf_sprites.pipelines import SpritePipeline
 from hf_sprites.training import main, parse_train_args
-from hf_sprites.training.builders import build_lr_scheduler, build_optimizer, build_run, load_source, make_accelerator
+from hf_sprites.training.builders import (adopt_plan, build_lr_scheduler, build_optimizer, build_run, load_source,
+                                         make_accelerator)
 from hf_sprites.training.config import TrainConfigError
 from hf_sprites.training.loop import PREVIEW_PROBE_STEPS, measure_preview_seconds, measure_step_seconds
-from hf_sprites.training.plan import (PREVIEW_SHARE, choose_cpu_threads, plan_for_budget, plan_for_length,
-                                      resolve_mixed_precision, usable_cores)
+from hf_sprites.training.plan import (MIN_STEPS_TO_REPLAN, PREVIEW_SHARE, REPLAN_SHARE, choose_cpu_threads,
+                                      plan_for_budget, plan_for_length, replan, resolve_mixed_precision, usable_cores)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -55,6 +56,28 @@ def test_previews_take_at_most_their_share_of_the_budget():
 def test_a_budget_that_leaves_no_step_is_refused():
     with pytest.raises(ValueError, match="room for no training step.*--time_budget_minutes"):
         plan_for_budget(budget_s=5, elapsed_s=6, step_s=0.1, preview_s=1.0, steps_per_epoch=10)
+
+
+def test_a_run_replans_the_rest_from_the_pace_of_its_own_steps():
+    plan = plan_for_budget(budget_s=100, elapsed_s=10, step_s=0.1, preview_s=2.0, steps_per_epoch=10)
+    assert plan.replan_step == round(REPLAN_SHARE * plan.total_steps)
+    done, elapsed = plan.replan_step, 10 + plan.replan_step * 0.08
+    faster = replan(plan, done_steps=done, elapsed_s=elapsed, step_s=0.08)
+    previews = len(faster.preview_steps) * 2.0
+    left = 0.95 * (100 - elapsed)  # the remaining steps and previews fill what is left, as the first plan did
+    assert (faster.total_steps - done) * 0.08 + previews <= left < (faster.total_steps - done + 1) * 0.08 + previews
+    assert faster.total_steps > plan.total_steps and faster.num_epochs == -(-faster.total_steps // 10)
+    assert len(faster.preview_steps) == 3 and min(faster.preview_steps) > done
+    assert (faster.replan_step, faster.replanned_at, faster.initial_total_steps, faster.initial_step_s, faster.step_s) \
+        == (None, done, plan.total_steps, 0.1, 0.08)  # once, and the record says what changed
+    slower = replan(plan, done_steps=done, elapsed_s=10 + done * 0.12, step_s=0.12)
+    assert slower.total_steps < plan.total_steps
+    assert replan(plan, done_steps=done, elapsed_s=99.9, step_s=0.1).total_steps == done + 1  # at least one more
+
+
+def test_a_short_budgeted_run_keeps_its_first_plan():
+    plan = plan_for_budget(budget_s=10, elapsed_s=0, step_s=0.5, preview_s=0.0, steps_per_epoch=10)
+    assert plan.total_steps < MIN_STEPS_TO_REPLAN and plan.replan_step is None
 
 
 def test_a_fixed_run_previews_at_the_end_of_every_nth_epoch():
@@ -147,6 +170,34 @@ def test_measuring_the_step_time_leaves_the_run_as_it_was(sprite_arrays, tmp_pat
     assert torch.equal(torch.random.get_rng_state(), rng_before)
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\(\)` before:UserWarning")
+def test_a_replanned_run_follows_the_new_lr_schedule_and_ema_cap_from_where_it_is(sprite_arrays, tmp_path):
+    cfg = parse_train_args([*TINY, "--train_data_dir", str(sprite_arrays), "--output_dir", str(tmp_path / "o"),
+                            "--use_ema", "--lr_scheduler", "cosine", "--lr_warmup_ratio", "0.1",
+                            "--learning_rate", "1e-3", "--time_budget_minutes", "1"])
+    accelerator = make_accelerator(cfg)
+    source = load_source(cfg)
+    first = plan_for_budget(budget_s=60, elapsed_s=0, step_s=0.05, preview_s=0.0, steps_per_epoch=7)
+    run = build_run(cfg, accelerator, source, make_batches(cfg, source, accelerator, 3), 3, plan=first)
+    prepared, cap = run.lr_scheduler, run.ema.decay
+    for _ in range(first.replan_step):
+        run.lr_scheduler.step()
+    run.global_step = first.replan_step
+    later = replan(first, done_steps=first.replan_step, elapsed_s=first.replan_step * 0.04, step_s=0.04)
+    adopt_plan(run, later)
+    reference_optimizer = build_optimizer(cfg, [torch.nn.Parameter(torch.zeros(1))])
+    reference = build_lr_scheduler(cfg, reference_optimizer, later)
+    for _ in range(first.replan_step):
+        reference_optimizer.step()
+        reference.step()
+    assert run.lr_scheduler is prepared and accelerator._schedulers == [prepared]  # checkpoints hold one schedule
+    assert run.optimizer.param_groups[0]["lr"] == pytest.approx(reference_optimizer.param_groups[0]["lr"], rel=1e-12)
+    assert run.max_train_steps == later.total_steps > first.total_steps and run.ema.decay > cap
+    for _ in range(later.total_steps - first.replan_step):
+        run.lr_scheduler.step()
+    assert run.optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)  # decayed at the new end
+
+
 def test_a_preview_is_priced_from_a_few_denoising_steps_not_a_whole_grid(sprite_arrays, tmp_path):
     cfg = parse_train_args([*TINY, "--train_data_dir", str(sprite_arrays), "--output_dir", str(tmp_path / "o"),
                             "--max_train_steps", "10", "--no-use_ema", "--ddpm_num_inference_steps", "400"])
@@ -172,11 +223,15 @@ def test_a_budgeted_run_plans_its_steps_and_ends_with_a_loadable_pipeline(sprite
     assert plan["budget_s"] == pytest.approx(18.0) and plan["step_s"] > 0 and plan["total_steps"] >= 1
     assert state["global_step"] == (state["stopped_by_budget_at"] or plan["total_steps"])
     assert state["cpu_threads"] == {"threads": 1, "reason": "--cpu_threads"}
+    assert plan["initial_total_steps"] >= MIN_STEPS_TO_REPLAN  # so it re-planned once, a tenth of the way in
+    assert plan["replanned_at"] == round(REPLAN_SHARE * plan["initial_total_steps"]) and plan["replan_step"] is None
     card = (out / "README.md").read_text()  # the card states the plan the run followed
     assert (f"Run: {state['global_step']:,} optimizer steps of the {plan['total_steps']:,} planned for a 0.3-minute "
-            "budget") in card and "on 1 CPU thread(s) per process" in card
+            f"budget ({plan['initial_total_steps']:,} planned from") in card and "on 1 CPU thread(s) per process" in card
+    assert f"re-planned at step {plan['replanned_at']:,} from the run's own" in card
     recorded = json.loads((out / "training_config.json").read_text())["training_run"]
     assert recorded["planned_steps"] == plan["total_steps"] and recorded["step_seconds"] == plan["step_s"]
+    assert recorded["initial_step_seconds"] == plan["initial_step_s"]
     written = sorted(p.name for p in (out / "samples").glob("step-*.png")) if (out / "samples").exists() else []
     expected = [f"step-{s:06d}{suffix}.png" for s in plan["preview_steps"] if s <= state["global_step"]
                 for suffix in ("", "-ema")]
@@ -191,8 +246,14 @@ def test_a_resumed_budgeted_run_keeps_the_plan_it_started_with(sprite_arrays, tm
             "--checkpointing_steps", "2", "--no-conditional"]
     main(args)
     first = json.loads((out / "trainer_state.json").read_text())["plan"]
-    main([*args, "--resume_from_checkpoint", str(out / "checkpoint-2")])
+    after = first["replanned_at"] + 1  # a checkpoint after the re-plan: the resumed run goes on with that plan
+    main([*args, "--resume_from_checkpoint", str(out / f"checkpoint-{after + after % 2}")])
     assert json.loads((out / "trainer_state.json").read_text())["plan"] == first
+    main([*args, "--resume_from_checkpoint", str(out / "checkpoint-2")])  # before it: the first plan, then its re-plan
+    resumed = json.loads((out / "trainer_state.json").read_text())["plan"]
+    assert (resumed["initial_total_steps"], resumed["initial_step_s"]) == (first["initial_total_steps"],
+                                                                         first["initial_step_s"])
+    assert resumed["replanned_at"] == first["replanned_at"]
     assert type(DDPMPipeline.from_pretrained(out).unet).__name__ == "ContextUnet"
 
 

@@ -167,7 +167,8 @@ def write_model_card(
     and the sample grid. `dataset_name` is a Hub dataset id or local data, which the card names by folder name only.
 
     `training_run` is the run that made the weights, as training records it: `steps`, and for a budgeted run
-    `time_budget_minutes`, `planned_steps`, `step_seconds` and `stopped_by_budget_at`; and `cpu_threads`.
+    `time_budget_minutes`, `planned_steps`, `step_seconds` and `stopped_by_budget_at` (and `replanned_at`,
+    `initial_planned_steps`, `initial_step_seconds` when the run planned its rest again); and `cpu_threads`.
 
     `local_path` is where the folder will live when the card is written into a staging folder that is renamed
     afterwards (atomic writes); the local usage snippet names it. Defaults to `folder`.
@@ -248,8 +249,13 @@ def training_run_text(run: dict | None) -> str | None:
         return None
     text = f"Run: {run['steps']:,} optimizer steps"
     if run.get("time_budget_minutes") is not None:
-        text += (f" of the {run['planned_steps']:,} planned for a {run['time_budget_minutes']:g}-minute budget (the "
-                 f"plan was fixed from a measured step time of {run['step_seconds']:.3g} s)")
+        text += f" of the {run['planned_steps']:,} planned for a {run['time_budget_minutes']:g}-minute budget ("
+        if run.get("replanned_at") is not None:
+            text += (f"{run['initial_planned_steps']:,} planned from {run['initial_step_seconds']:.3g} s per step timed "
+                     f"before training, re-planned at step {run['replanned_at']:,} from the run's own "
+                     f"{run['step_seconds']:.3g} s per step)")
+        else:
+            text += f"the plan was fixed from a measured step time of {run['step_seconds']:.3g} s)"
     if run.get("cpu_threads"):
         text += f", on {run['cpu_threads']} CPU thread(s) per process"
     text += "."

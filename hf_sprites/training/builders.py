@@ -22,6 +22,7 @@ import dataclasses
 import inspect
 import logging
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -247,6 +248,7 @@ class Run:
     threads: object = None  # the `ThreadChoice` of a CPU run
     stopped_at: Optional[int] = None  # the step where a spent time budget ended the run before its plan
     health: object = None  # the run's divergence checks (`health.Health`), made by the loop
+    loop_clock: tuple = ()  # (time.monotonic(), global_step) when the training loop began: its steps' pace
 
     @property
     def output_dir(self) -> Path:
@@ -302,10 +304,20 @@ def build_run(cfg, accelerator, source, batches, channels: Optional[int] = None,
 
 
 def adopt_plan(run: Run, plan: RunPlan) -> None:
-    """Fix the run's length: its LR schedule (prepared by accelerate) and, for a budgeted run, its EMA decay cap."""
+    """Fix the run's length: its LR schedule (prepared by accelerate) and, for a budgeted run, its EMA decay cap.
+    Mid-run (a budgeted run's `replan`), the prepared schedule keeps its place in accelerate's checkpoints and follows
+    the new plan from the current step on."""
     run.plan, run.max_train_steps = plan, plan.total_steps
-    lr_scheduler = build_lr_scheduler(run.cfg, run.optimizer, plan, num_processes=run.accelerator.num_processes)
-    run.lr_scheduler = run.accelerator.prepare(lr_scheduler)
+    num_processes = run.accelerator.num_processes
+    lr_scheduler = build_lr_scheduler(run.cfg, run.optimizer, plan, num_processes=num_processes)
+    if run.lr_scheduler is None:
+        run.lr_scheduler = run.accelerator.prepare(lr_scheduler)
+    else:
+        with warnings.catch_warnings():  # torch warns of scheduler steps without optimizer steps: none are meant
+            warnings.simplefilter("ignore", UserWarning)
+            for _ in range(run.global_step * num_processes):
+                lr_scheduler.step()
+        run.lr_scheduler.scheduler = lr_scheduler
     if run.ema is not None:
         run.ema.decay = ema_decay_cap(run.cfg, plan)
 

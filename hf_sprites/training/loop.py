@@ -36,7 +36,7 @@ from .config import check_config, check_data, label_mode
 from .output import (PROJECT_NAME, STATE_FILE, check_outputs, ema_weights, list_checkpoints, own_output_dir,
                      prepare_folder, find_checkpoint, init_kwargs, load_checkpoint, push,
                      save_checkpoint, save_pipeline, tracker_names, training_run, write_card, write_trainer_state)
-from .plan import RunPlan, plan_for_budget, use_cpu_threads
+from .plan import RunPlan, plan_for_budget, replan, use_cpu_threads
 from .step import SkipNonFinite, train_batch
 
 logger = get_logger(__name__)
@@ -132,6 +132,9 @@ def after_update(run: Run, meter: Meter, progress) -> None:
         run.ema.step(run.model.parameters())
     run.global_step += 1
     progress.update(1)
+    if run.global_step == run.plan.replan_step:
+        replan_budget(run)
+        progress.total = run.max_train_steps
     if run.global_step % cfg.logging_steps == 0 or run.global_step == run.max_train_steps:
         run.health.check(run)  # read where the loop syncs anyway
         log_step(run, meter, progress)
@@ -174,6 +177,7 @@ def train_loop(run: Run) -> None:
     meter = Meter(acc.device)
     run.health = run.health or Health(cfg, acc.device)
     run.model.train()
+    run.loop_clock = (time.monotonic(), run.global_step)
     while run.global_step < run.max_train_steps:
         epoch = run.batches.epoch
         for images, labels in run.batches:
@@ -307,6 +311,21 @@ def plan_budget(run: Run) -> RunPlan:
                                   step_s=step_s, preview_s=preview_s)
     broadcast_object_list(plan)
     return plan[0]
+
+
+def replan_budget(run: Run) -> None:
+    """Plan the rest of a budgeted run again (`plan.replan`) from the pace of the steps this loop has run, its
+    logging and checkpoints included; every process follows the main process's plan."""
+    plan = [None]
+    if run.accelerator.is_main_process:
+        started, first_step = run.loop_clock
+        step_s = (time.monotonic() - started) / max(1, run.global_step - first_step)
+        plan[0] = replan(run.plan, done_steps=run.global_step, elapsed_s=time.monotonic() - run.started, step_s=step_s)
+    broadcast_object_list(plan)
+    adopt_plan(run, plan[0])
+    logger.info(f"Re-planned at step {run.global_step}: its steps took {run.plan.step_s:.3f} s each (measured before "
+                f"the run: {run.plan.initial_step_s:.3f} s), so {run.plan.total_steps} steps in all instead of "
+                f"{run.plan.initial_total_steps}, previews after steps {list(run.plan.preview_steps)}.")
 
 
 def stored_plan(cfg) -> Optional[RunPlan]:

@@ -324,9 +324,13 @@ def card_hyperparameters(cfg) -> dict:
 def training_run(global_step: int, plan=None, threads=None, stopped_at: Optional[int] = None) -> dict:
     """What the card says of the run: its steps, its time-budget plan, its CPU threads, where a budget stopped it."""
     budgeted = plan is not None and plan.budget_s is not None
-    return {"steps": global_step, "time_budget_minutes": plan.budget_s / 60 if budgeted else None,
-            "planned_steps": plan.total_steps if budgeted else None, "step_seconds": plan.step_s if budgeted else None,
-            "stopped_by_budget_at": stopped_at, "cpu_threads": threads.threads if threads is not None else None}
+    run = {"steps": global_step, "time_budget_minutes": plan.budget_s / 60 if budgeted else None,
+           "planned_steps": plan.total_steps if budgeted else None, "step_seconds": plan.step_s if budgeted else None,
+           "stopped_by_budget_at": stopped_at, "cpu_threads": threads.threads if threads is not None else None}
+    if budgeted and plan.replanned_at is not None:
+        run.update(replanned_at=plan.replanned_at, initial_planned_steps=plan.initial_total_steps,
+                   initial_step_seconds=plan.initial_step_s)
+    return run
 
 
 def write_card(cfg, source, *, sample_image: Optional[Path], run: Optional[dict] = None) -> Optional[Path]:

@@ -2,15 +2,20 @@
 
 A run either has a fixed length (`--num_epochs` / `--max_train_steps`) or a wall-clock budget
 (`--time_budget_minutes`). A budgeted run measures its own step time and the cost of one preview grid
-before the first real step, then fixes the plan: how many optimizer steps fit, so that the LR schedule
+before the first real step, then plans: how many optimizer steps fit, so that the LR schedule
 (warm-up and decay) and the EMA warm-up span exactly the run that happens, and at which steps the few
-intermediate previews come (at most `PREVIEW_SHARE` of the budget). The plan is logged, saved in
-`trainer_state.json` and shown in the model card.
+intermediate previews come (at most `PREVIEW_SHARE` of the budget). A few steps timed before the run miss
+its real pace by 10-15 % either way, so once `REPLAN_SHARE` of the planned steps are done the run times
+those steps and plans the rest again (`replan`), once. The plan is logged, saved in `trainer_state.json`
+and shown in the model card.
 
 Example:
     >>> plan = plan_for_budget(budget_s=600, elapsed_s=20, step_s=0.3, preview_s=6.0, steps_per_epoch=22)
-    >>> plan.total_steps, plan.preview_steps
-    (1776, (444, 888, 1332))
+    >>> plan.total_steps, plan.preview_steps, plan.replan_step
+    (1776, (444, 888, 1332), 178)
+    >>> later = replan(plan, done_steps=178, elapsed_s=80, step_s=0.25)  # the run's own steps were faster
+    >>> later.total_steps, later.preview_steps, later.replanned_at, later.initial_total_steps
+    (2082, (520, 1041, 1561), 178, 1776)
     >>> fixed = plan_for_length(17, 3, accumulation=2, max_train_steps=None, save_images_epochs=1)
     >>> fixed.steps_per_epoch, fixed.total_steps, fixed.num_epochs, fixed.preview_steps
     (8, 24, 3, (8, 16))
@@ -20,7 +25,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Optional
 
 import psutil
@@ -32,6 +37,10 @@ PREVIEW_SHARE = 0.1
 MAX_PREVIEWS = 3
 # share of the remaining budget a budgeted run plans to fill; the rest absorbs step-time jitter and checkpoints
 BUDGET_FILL = 0.95
+# a budgeted run re-plans once, from its own mean step time, when this share of its planned steps is done
+REPLAN_SHARE = 0.1
+# a budgeted run planned shorter than this many steps does not re-plan (too few steps to time)
+MIN_STEPS_TO_REPLAN = 20
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,10 @@ class RunPlan:
         budget_s: the wall-clock budget in seconds (None: a fixed-length run).
         step_s: measured seconds per optimizer step (budgeted runs).
         preview_s: measured seconds per preview grid (budgeted runs).
+        replan_step: the step after which a budgeted run times its own steps and plans the rest again (`replan`);
+            None once it has, or when it will not.
+        replanned_at: the step where the run was planned again (None: it kept its first plan).
+        initial_total_steps, initial_step_s: the first plan's steps and measured step time, before `replan`.
     """
 
     total_steps: int
@@ -55,6 +68,10 @@ class RunPlan:
     budget_s: Optional[float] = None
     step_s: Optional[float] = None
     preview_s: Optional[float] = None
+    replan_step: Optional[int] = None
+    replanned_at: Optional[int] = None
+    initial_total_steps: Optional[int] = None
+    initial_step_s: Optional[float] = None
 
     def to_dict(self) -> dict:
         values = asdict(self)
@@ -93,9 +110,29 @@ def plan_for_budget(*, budget_s: float, elapsed_s: float, step_s: float, preview
             f"the time budget leaves room for no training step (set-up took {elapsed_s:.0f} s of {budget_s:.0f} s, one "
             f"step takes {step_s:.2f} s); give a larger --time_budget_minutes"
         )
-    previews = tuple(sorted({total * (i + 1) // (num_previews + 1) for i in range(num_previews)} - {0, total}))
     return RunPlan(total_steps=total, steps_per_epoch=steps_per_epoch, num_epochs=math.ceil(total / steps_per_epoch),
-                   preview_steps=previews, budget_s=budget_s, step_s=step_s, preview_s=preview_s)
+                   preview_steps=evenly_spaced(total, num_previews), budget_s=budget_s, step_s=step_s,
+                   preview_s=preview_s,
+                   replan_step=round(REPLAN_SHARE * total) if total >= MIN_STEPS_TO_REPLAN else None)
+
+
+def replan(plan: RunPlan, *, done_steps: int, elapsed_s: float, step_s: float) -> RunPlan:
+    """The rest of a budgeted run planned again, once, from `step_s` timed on its own `done_steps` steps: the total
+    steps that fit what is left of the budget after the previews still to come, and those previews spread evenly
+    over the new total (the LR schedule and the EMA cap then follow it). At least one more step."""
+    remaining = (plan.budget_s - elapsed_s) * BUDGET_FILL
+    previews_left = sum(step > done_steps for step in plan.preview_steps)
+    more = math.floor((remaining - previews_left * plan.preview_s) / step_s + 1e-9)
+    total = done_steps + max(1, more)
+    previews = tuple(step for step in evenly_spaced(total, len(plan.preview_steps)) if step > done_steps)
+    return replace(plan, total_steps=total, num_epochs=math.ceil(total / plan.steps_per_epoch), preview_steps=previews,
+                   step_s=step_s, replan_step=None, replanned_at=done_steps, initial_total_steps=plan.total_steps,
+                   initial_step_s=plan.step_s)
+
+
+def evenly_spaced(total: int, count: int) -> tuple:
+    """`count` steps dividing `total` steps evenly, neither 0 nor `total` (previews before the final grid)."""
+    return tuple(sorted({total * (i + 1) // (count + 1) for i in range(count)} - {0, total}))
 
 
 def has_native_bf16() -> bool:
