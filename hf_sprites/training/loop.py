@@ -196,14 +196,14 @@ def train_loop(run: Run) -> None:
 
 
 def warn_if_budget_left(run: Run) -> None:
-    """Say so when a budgeted run finished its plan with over a fifth of its budget unused: its step time was
-    measured at a busier moment than the run then met (the plan is fixed once, so it cannot grow)."""
+    """Say so when a budgeted run finished its plan with over a fifth of its budget unused: its steps were timed
+    (before training, and again at its re-plan) at a busier moment than the run then met."""
     if run.plan is None or run.plan.budget_s is None or not run.started:
         return
     left = run.plan.budget_s - (time.monotonic() - run.started)
     if left > 0.2 * run.plan.budget_s:
         logger.warning(f"The run finished its {run.plan.total_steps} planned steps with {left:.0f} s of its "
-                       f"{run.plan.budget_s:.0f} s budget unused: the step time measured at the start "
+                       f"{run.plan.budget_s:.0f} s budget unused: the step time it planned from "
                        f"({run.plan.step_s:.3f} s) was slower than the run then met (was the machine busy?).")
 
 
