@@ -97,7 +97,7 @@ def plan_for_length(batches_per_epoch: int, num_epochs: int, *, accumulation: in
 
 def plan_for_budget(*, budget_s: float, elapsed_s: float, step_s: float, preview_s: float,
                     steps_per_epoch: int, max_previews: int = MAX_PREVIEWS) -> RunPlan:
-    """The plan of a budgeted run, fixed once the step and preview times are measured.
+    """The first plan of a budgeted run, made once the step and preview times are measured (`replan` revises it once).
 
     `elapsed_s` is the part of the budget already spent (set-up and measuring). Previews are spread evenly
     through the run, as many as fit in `PREVIEW_SHARE` of the budget, at most `max_previews`.
