@@ -317,6 +317,8 @@ def replan_budget(run: Run) -> None:
     """Plan the rest of a budgeted run again (`plan.replan`) from the pace of the steps this loop has run, its
     logging and checkpoints included; every process follows the main process's plan."""
     plan = [None]
+    if run.accelerator.device.type == "cuda":
+        torch.cuda.synchronize()  # the host runs ahead of the GPU between logging steps: time finished steps only
     if run.accelerator.is_main_process:
         started, first_step = run.loop_clock
         step_s = (time.monotonic() - started) / max(1, run.global_step - first_step)
