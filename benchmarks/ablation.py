@@ -13,8 +13,9 @@ setup, checked). The levers:
     ddim_previews       DDIM-50 preview grids -> the trained scheduler's 500-step DDPM grids    (without_...)
     ema                 the raw weights -> an EMA of the weights (max decay 0.999, power 0.75, sized to the run)
                         (with_ema: the recipe had it until this ablation measured it costing FID at 10 minutes)
-    small_batch         batches of 100 -> batches of 50, at the same learning rate: twice the optimizer steps
-                        in the same minutes, each on half the images                          (with_small_batch)
+    small_batch         batches of 50 -> the course's 100, at the same learning rate: half the optimizer steps
+                        in the same minutes, each on twice the images                      (without_small_batch;
+                        measured as with_small_batch while the recipe still had batches of 100)
 
 Output: the last line is JSON: `results[variant][budget]` as `time_to_quality.py` writes it, every run's record
 (`runs`), and `table`: per variant the FID / KID (/ class accuracy) mean and std, the steps, and the FID change
@@ -51,7 +52,7 @@ LEVERS = {
     "bf16_channels_last": ("without", {"mixed_precision": "no", "channels_last": False}),
     "ddim_previews": ("without", {"preview_sampler": "ddpm", "ddpm_num_inference_steps": None}),
     "ema": ("with", {"use_ema": True, "ema_max_decay": 0.999, "ema_power": 0.75}),
-    "small_batch": ("with", {"train_batch_size": 50}),
+    "small_batch": ("without", {"train_batch_size": 100}),
 }
 RECIPE = "best"  # the name of contender (c) in time_to_quality.py
 

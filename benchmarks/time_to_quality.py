@@ -360,7 +360,7 @@ def main(argv=None) -> dict:
     add_shared_arguments(parser)
     parser.add_argument("--budgets", type=float, nargs="+", default=[2, 5, 10, 20], help="minutes per run")
     parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=CONTENDERS)
-    parser.add_argument("--batch_size", type=int, default=100, help="the course loop's batch (the presets' own: 100)")
+    parser.add_argument("--batch_size", type=int, default=100, help="the course loop's batch (the course's own: 100; the fast presets use 50)")
     parser.add_argument("--course_workers", type=int, default=1)
     parser.add_argument("--plot", default=None, help="write FID against minutes here (PNG)")
     parser.add_argument("--grids_dir", default=None, help="sample grids at the largest budget, and a real grid")
