@@ -31,7 +31,7 @@ import hf_sprites.training.output as output_module
 from hf_sprites.atomic import is_leftover
 from hf_sprites.data import build_transform, choose_channels, load_images, to_tensors
 from hf_sprites.training import TrainConfigError, main, parse_train_args
-from hf_sprites.training.output import LOCK_FILE
+from hf_sprites.training.folder import LOCK_FILE
 from hf_sprites.training.loop import TrainingDiverged
 from hf_sprites.training.output import STATE_FILE, list_checkpoints
 
@@ -258,7 +258,7 @@ def test_a_second_run_into_a_folder_in_use_is_refused_and_changes_nothing(sprite
 
 
 def test_a_lock_held_by_this_process_names_it(sprites, tmp_path):
-    from hf_sprites.training.output import RunLock
+    from hf_sprites.training.folder import RunLock
 
     out = tmp_path / "out"
     out.mkdir()
@@ -478,7 +478,7 @@ def test_channels_come_from_every_image_and_cmyk_and_palette_convert_to_rgb(tmp_
 
 
 def test_a_resolution_too_large_for_this_machine_fails_before_the_model_is_built(tmp_path):
-    from hf_sprites.training.builders import estimate_memory
+    from hf_sprites.training.memory import estimate_memory
 
     out = tmp_path / "out"
     with pytest.raises(TrainConfigError, match="needs about .* GiB") as caught:
@@ -495,7 +495,7 @@ def test_a_resolution_too_large_for_this_machine_fails_before_the_model_is_built
 
 
 def test_the_memory_estimate_counts_and_names_the_ema_only_when_the_run_has_one():
-    from hf_sprites.training.builders import estimate_memory
+    from hf_sprites.training.memory import estimate_memory
 
     sizes = {"channels": 1, "num_classes": 10, "num_items": 1797}
     with_ema, without = (estimate_memory(parse_train_args(["--model", "context_unet", flag]), **sizes)

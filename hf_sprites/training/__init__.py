@@ -4,9 +4,10 @@ Read in this order (the order of diffusers' `train_unconditional.py`): `config.p
 is the command line, `presets/*.yaml`, every rule on the settings), `builders.py` (accelerator, data, model,
 scheduler, optimizer, LR schedule, EMA), `step.py` (loss, context dropout, the per-batch update), `loop.py` (the
 run: checks, resume, the loop, the time budget, logging, divergence) and `output.py` (checkpoints, previews,
-trackers, the pipeline folder, card, push, and the output folder one run owns at a time). `plan.py` holds what a run
-does with its machine: CPU threads, precision and the steps that fit a time budget; `builders.py` also checks that
-the run fits the machine's memory before the model is built.
+trackers, the pipeline folder, card, push). Beside them: `plan.py` (what a run does with its machine: CPU threads,
+precision and the steps that fit a time budget), `folder.py` (the output folder one run owns at a time: its lock and
+what a run may write over) and `memory.py` (whether the run fits the machine's memory, checked before the model is
+built).
 The data and its batching live in `hf_sprites.data`.
 
 Example:

@@ -31,11 +31,13 @@ from tqdm.auto import tqdm
 from hf_sprites.atomic import atomic_write_text
 from hf_sprites.data import make_batches
 
-from .builders import Run, adopt_plan, build_run, check_memory, image_channels, load_source, make_accelerator
+from .builders import Run, adopt_plan, build_run, image_channels, load_source, make_accelerator
 from .config import check_config, check_data, label_mode
-from .output import (PROJECT_NAME, STATE_FILE, check_outputs, ema_weights, list_checkpoints, own_output_dir,
-                     prepare_folder, find_checkpoint, init_kwargs, load_checkpoint, push,
-                     save_checkpoint, save_pipeline, tracker_names, training_run, write_card, write_trainer_state)
+from .folder import check_outputs, own_output_dir, prepare_folder
+from .memory import check_memory
+from .output import (PROJECT_NAME, STATE_FILE, ema_weights, list_checkpoints, find_checkpoint, init_kwargs,
+                     load_checkpoint, push, save_checkpoint, save_pipeline, tracker_names, training_run, write_card,
+                     write_trainer_state)
 from .plan import RunPlan, plan_for_budget, replan, use_cpu_threads
 from .step import SkipNonFinite, train_batch
 
