@@ -18,8 +18,9 @@ The variants run interleaved in rounds (a, b, c, a, b, c, ...) after an untimed 
 from other processes hits all of them alike; the ratios are totals over all rounds. The model is the
 course ContextUnet (n_feat 64, 16x16 RGB, batch 100) on crawl-sprites composited on white.
 
-`examples/train.py` sets OMP_WAIT_POLICY=PASSIVE unless it is exported; here that setting is process-wide
-and applies to all three loops alike: export it to measure under the same policy (the JSON records it).
+Unless OMP_WAIT_POLICY is exported, `examples/train.py` (row d) chooses it at its start: PASSIVE when other work keeps
+the CPUs busy, else OpenMP's default, which rows (a)-(c) use too; export it to measure every row under one policy
+(the JSON records it, and row (d) the choice its run recorded).
 
 Example:
     python benchmarks/train_throughput.py --quick

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,9 +24,12 @@ from hf_sprites.training.builders import (adopt_plan, build_lr_scheduler, build_
 from hf_sprites.training.config import TrainConfigError
 from hf_sprites.training.loop import PREVIEW_PROBE_STEPS, measure_preview_seconds, measure_step_seconds
 from hf_sprites.training.plan import (MIN_STEPS_TO_REPLAN, PREVIEW_SHARE, REPLAN_SHARE, choose_cpu_threads,
-                                      plan_for_budget, plan_for_length, replan, resolve_mixed_precision, usable_cores)
+                                      describe_omp_wait_policy, plan_for_budget, plan_for_length, replan,
+                                      resolve_mixed_precision, usable_cores)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
+REPO = Path(__file__).resolve().parents[1]
 
 TINY = [
     "--model", "context_unet", "--n_feat", "8", "--resolution", "8", "--train_batch_size", "8",
@@ -122,6 +126,36 @@ def test_an_explicit_thread_choice_wins_and_accelerates_default_does_not_count()
     for bad in ("two", "0", "-1"):
         with pytest.raises(ValueError, match="OMP_NUM_THREADS=.* is not a positive whole number"):
             choose_cpu_threads(None, env={"OMP_NUM_THREADS": bad})
+
+
+def _train_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_script", REPO / "examples" / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # not as __main__: defines the functions, chooses nothing
+    return module
+
+
+def test_examples_train_waits_passively_only_when_other_work_keeps_the_cpus_busy():
+    choose = _train_script().choose_omp_wait_policy
+    assert choose({}, busy_cpus=0.6, cpus=2) == ("PASSIVE", "other work kept 0.6 of 2 CPUs busy at start")
+    assert choose({}, busy_cpus=0.4, cpus=2) == (None, "other work kept 0.4 of 2 CPUs busy at start")
+    assert choose({"OMP_WAIT_POLICY": "ACTIVE"}, busy_cpus=2.0, cpus=2) == (None, "OMP_WAIT_POLICY set before start")
+    assert describe_omp_wait_policy({}) == "OpenMP's default (not set)"  # `hf-sprites train`: OpenMP as it finds it
+
+
+def test_a_run_of_examples_train_records_the_wait_policy_it_chose(sprite_arrays, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = tmp_path / "run"
+    done = subprocess.run([sys.executable, str(REPO / "examples" / "train.py"), *TINY, "--train_data_dir",
+                           str(sprite_arrays), "--output_dir", str(out), "--max_train_steps", "2"],
+                          env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    recorded = json.loads((out / "trainer_state.json").read_text())["cpu_threads"]["omp_wait_policy"]
+    busy = float(recorded.split("other work kept ")[1].split(" of ")[0])  # what the script measured at start
+    assert recorded.startswith("PASSIVE (" if busy >= 0.5 else "OpenMP's default (") and "CPUs busy at start" in recorded
+    assert f"OpenMP waiting: {recorded}." in done.stderr  # and logged at the start
 
 
 SHOW_THREADS = textwrap.dedent("""
@@ -222,7 +256,8 @@ def test_a_budgeted_run_plans_its_steps_and_ends_with_a_loadable_pipeline(sprite
     plan = state["plan"]
     assert plan["budget_s"] == pytest.approx(18.0) and plan["step_s"] > 0 and plan["total_steps"] >= 1
     assert state["global_step"] == (state["stopped_by_budget_at"] or plan["total_steps"])
-    assert state["cpu_threads"] == {"threads": 1, "reason": "--cpu_threads"}
+    assert state["cpu_threads"] == {"threads": 1, "reason": "--cpu_threads",  # the suite exports PASSIVE (conftest)
+                                    "omp_wait_policy": "PASSIVE (OMP_WAIT_POLICY set before start)"}
     assert plan["initial_total_steps"] >= MIN_STEPS_TO_REPLAN  # so it re-planned once, a tenth of the way in
     assert plan["replanned_at"] == round(REPLAN_SHARE * plan["initial_total_steps"]) and plan["replan_step"] is None
     card = (out / "README.md").read_text()  # the card states the plan the run followed

@@ -351,7 +351,8 @@ def train(cfg) -> Path:
     accelerator = make_accelerator(cfg)
     threads = use_cpu_threads(cfg.cpu_threads, accelerator)
     if threads is not None:
-        logger.info(f"Training on the CPU with {threads.threads} thread(s) per process ({threads.reason}).")
+        logger.info(f"Training on the CPU with {threads.threads} thread(s) per process ({threads.reason}); "
+                    f"OpenMP waiting: {threads.omp_wait_policy}.")
     with own_output_dir(cfg.output_dir, is_main_process=accelerator.is_main_process):
         return train_in_own_folder(cfg, accelerator, started=started, threads=threads)
 

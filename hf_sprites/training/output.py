@@ -269,13 +269,13 @@ def save_pipeline(unet, scheduler, output_dir, *, conditional: bool) -> Path:
 def write_trainer_state(output_dir, *, global_step: int, history: list, plan=None, threads=None,
                         stopped_at: Optional[int] = None) -> Path:
     """`trainer_state.json`: the final step, the logged (step, loss, images/s) rows, the run's plan (length, time
-    budget, measured step time, preview steps), its CPU threads and why, and where a spent budget stopped it.
-    Always valid JSON: a NaN or infinite loss is written as null."""
+    budget, measured step time, preview steps), its CPU threads and OpenMP wait policy and why, and where a spent
+    budget stopped it. Always valid JSON: a NaN or infinite loss is written as null."""
     state = {
         "global_step": global_step,
         "log_history": [dict(zip(("step", "loss", "img_per_s"), map(_json_number, row))) for row in history],
         "plan": plan.to_dict() if plan is not None else None,
-        "cpu_threads": {"threads": threads.threads, "reason": threads.reason} if threads is not None else None,
+        "cpu_threads": threads.to_dict() if threads is not None else None,
         "stopped_by_budget_at": stopped_at,
     }
     return atomic_write_text(Path(output_dir) / "trainer_state.json", json.dumps(state, indent=1, allow_nan=False))

@@ -152,10 +152,37 @@ def resolve_mixed_precision(name: str) -> str:
 
 @dataclass(frozen=True)
 class ThreadChoice:
-    """The intra-op CPU threads a process uses, and why."""
+    """The intra-op CPU threads a process uses, and why; and how OpenMP's idle threads wait (`omp_wait_policy`)."""
 
     threads: int
     reason: str
+    omp_wait_policy: str = ""
+
+    def to_dict(self) -> dict:
+        return {"threads": self.threads, "reason": self.reason, "omp_wait_policy": self.omp_wait_policy}
+
+
+OMP_WAIT_REASON_VAR = "HF_SPRITES_OMP_WAIT_REASON"  # set by examples/train.py, which chooses before torch loads
+
+
+def describe_omp_wait_policy(env=None) -> str:
+    """How this process's OpenMP threads wait, and why, for the log and `trainer_state.json`.
+
+    The policy is fixed when OpenMP starts, before any package code runs, so `examples/train.py` chooses it
+    (PASSIVE when other work keeps the CPUs busy at start, else OpenMP's default) and leaves its reason in
+    `HF_SPRITES_OMP_WAIT_REASON`; `hf-sprites train` starts after torch and leaves OpenMP as it finds it.
+
+    >>> describe_omp_wait_policy({"OMP_WAIT_POLICY": "PASSIVE"})
+    'PASSIVE (OMP_WAIT_POLICY set before start)'
+    >>> describe_omp_wait_policy({"HF_SPRITES_OMP_WAIT_REASON": "other work kept 0.1 of 2 CPUs busy at start"})
+    "OpenMP's default (other work kept 0.1 of 2 CPUs busy at start)"
+    """
+    env = os.environ if env is None else env
+    policy = (env.get("OMP_WAIT_POLICY") or "").strip().upper() or "OpenMP's default"
+    reason = env.get(OMP_WAIT_REASON_VAR)
+    if not reason:
+        reason = "OMP_WAIT_POLICY set before start" if "OMP_WAIT_POLICY" in env else "not set"
+    return f"{policy} ({reason})"
 
 
 ACCELERATE_LAUNCH_MARKER = "ACCELERATE_DYNAMO_BACKEND"  # set in the script's environment by `accelerate launch`
@@ -192,7 +219,7 @@ def use_cpu_threads(requested: Optional[int], accelerator) -> Optional[ThreadCho
         return None
     choice = choose_cpu_threads(requested, local_process_count(accelerator))
     torch.set_num_threads(choice.threads)
-    return choice
+    return replace(choice, omp_wait_policy=describe_omp_wait_policy())
 
 
 def choose_cpu_threads(requested: Optional[int], local_processes: int = 1, env=None) -> ThreadChoice:
