@@ -23,9 +23,9 @@ from hf_sprites.training.builders import (adopt_plan, build_lr_scheduler, build_
                                          make_accelerator)
 from hf_sprites.training.config import TrainConfigError
 from hf_sprites.training.loop import PREVIEW_PROBE_STEPS, measure_preview_seconds, measure_step_seconds
-from hf_sprites.training.plan import (MIN_STEPS_TO_REPLAN, PREVIEW_SHARE, REPLAN_SHARE, choose_cpu_threads,
-                                      describe_omp_wait_policy, plan_for_budget, plan_for_length, replan,
-                                      resolve_mixed_precision, usable_cores)
+from hf_sprites.training.plan import (MIN_STEPS_TO_REPLAN, OMP_WAIT_REASON_VAR, PREVIEW_SHARE, REPLAN_SHARE,
+                                      choose_cpu_threads, describe_omp_wait_policy, plan_for_budget, plan_for_length,
+                                      replan, resolve_mixed_precision, usable_cores)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -138,7 +138,9 @@ def _train_script():
 
 
 def test_examples_train_waits_passively_only_when_other_work_keeps_the_cpus_busy():
-    choose = _train_script().choose_omp_wait_policy
+    script = _train_script()
+    assert script.BUSY_CPUS == 0.5 and script.WAIT_REASON_VAR == OMP_WAIT_REASON_VAR  # the script and the package agree
+    choose = script.choose_omp_wait_policy
     assert choose({}, busy_cpus=0.6, cpus=2) == ("PASSIVE", "other work kept 0.6 of 2 CPUs busy at start")
     assert choose({}, busy_cpus=0.4, cpus=2) == (None, "other work kept 0.4 of 2 CPUs busy at start")
     assert choose({"OMP_WAIT_POLICY": "ACTIVE"}, busy_cpus=2.0, cpus=2) == (None, "OMP_WAIT_POLICY set before start")
@@ -154,7 +156,8 @@ def test_a_run_of_examples_train_records_the_wait_policy_it_chose(sprite_arrays,
     assert done.returncode == 0, done.stderr[-3000:]
     recorded = json.loads((out / "trainer_state.json").read_text())["cpu_threads"]["omp_wait_policy"]
     busy = float(recorded.split("other work kept ")[1].split(" of ")[0])  # what the script measured at start
-    assert recorded.startswith("PASSIVE (" if busy >= 0.5 else "OpenMP's default (") and "CPUs busy at start" in recorded
+    assert recorded.startswith("PASSIVE (" if busy >= 0.5 else "OpenMP's default (")
+    assert recorded.endswith("CPUs busy at start)")
     assert f"OpenMP waiting: {recorded}." in done.stderr  # and logged at the start
 
 
