@@ -16,6 +16,8 @@ setup, checked). The levers:
     small_batch         batches of 50 -> the course's 100, at the same learning rate: half the optimizer steps
                         in the same minutes, each on twice the images                      (without_small_batch;
                         measured as with_small_batch while the recipe still had batches of 100)
+    flips               no augmentation -> each image flipped left-right with probability 1/2, drawn per batch
+                        by the seeded, resumable batcher (with_flips; sprites face either way)
 
 Output: the last line is JSON: `results[variant][budget]` as `time_to_quality.py` writes it, every run's record
 (`runs`), and `table`: per variant the FID / KID (/ class accuracy) mean and std, the steps, and the FID change
@@ -53,6 +55,7 @@ LEVERS = {
     "ddim_previews": ("without", {"preview_sampler": "ddpm", "ddpm_num_inference_steps": None}),
     "ema": ("with", {"use_ema": True, "ema_max_decay": 0.999, "ema_power": 0.75}),
     "small_batch": ("without", {"train_batch_size": 100}),
+    "flips": ("with", {"random_flip": True}),
 }
 RECIPE = "best"  # the name of contender (c) in time_to_quality.py
 

@@ -97,13 +97,15 @@ def test_time_to_quality_smoke(tmp_path):
 
 def test_ablation_smoke(tmp_path):
     result = run_benchmark("ablation.py", *DATA, "--conditional", "--levers", "best", "min_snr", "lr_schedule", "ema",
-                           tmp_path=tmp_path)
+                           "flips", tmp_path=tmp_path)
     assert RUNTIME_KEYS | {"results", "runs", "table", "levers"} <= set(result)
-    assert set(result["table"]) == {"best", "without_min_snr", "without_lr_schedule", "with_ema"}
+    assert set(result["table"]) == {"best", "without_min_snr", "without_lr_schedule", "with_ema", "with_flips"}
     # each variant trained with its lever set back to the faithful preset's value, or (a lever the recipe leaves out)
     # added, read from the run's own config
     (ema_run,) = result["runs"]["with_ema"]["0.25"]
     assert ema_run["train"]["lever_values"] == {"use_ema": True, "ema_max_decay": 0.999, "ema_power": 0.75}
+    (flip_run,) = result["runs"]["with_flips"]["0.25"]
+    assert flip_run["train"]["lever_values"] == {"random_flip": True}
     (snr_run,) = result["runs"]["without_min_snr"]["0.25"]
     assert snr_run["train"]["lever_values"] == {"snr_gamma": None}
     (lr_run,) = result["runs"]["without_lr_schedule"]["0.25"]
