@@ -17,7 +17,7 @@ setup, checked). The levers:
                         in the same minutes, each on twice the images                      (without_small_batch;
                         measured as with_small_batch while the recipe still had batches of 100)
     flips               no augmentation -> each image flipped left-right with probability 1/2, drawn per batch
-                        by the seeded, resumable batcher (with_flips; sprites face either way)
+                        by the seeded, resumable batcher (with_flips)
 
 Output: the last line is JSON: `results[variant][budget]` as `time_to_quality.py` writes it, every run's record
 (`runs`), and `table`: per variant the FID / KID (/ class accuracy) mean and std, the steps, and the FID change

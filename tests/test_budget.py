@@ -139,7 +139,8 @@ def _train_script():
 
 def test_examples_train_waits_passively_only_when_other_work_keeps_the_cpus_busy():
     script = _train_script()
-    assert script.BUSY_CPUS == 0.5 and script.WAIT_REASON_VAR == OMP_WAIT_REASON_VAR  # the script and the package agree
+    assert script.BUSY_CPUS == 0.5  # the README's "half a CPU"
+    assert script.WAIT_REASON_VAR == OMP_WAIT_REASON_VAR  # the script sets the variable the package reads
     choose = script.choose_omp_wait_policy
     assert choose({}, busy_cpus=0.6, cpus=2) == ("PASSIVE", "other work kept 0.6 of 2 CPUs busy at start")
     assert choose({}, busy_cpus=0.4, cpus=2) == (None, "other work kept 0.4 of 2 CPUs busy at start")
