@@ -142,7 +142,9 @@ def main(argv=None) -> dict:
             for lever in args.levers:  # interleaved per seed, so machine load hits every lever alike
                 unet, record = train_variant(args, lever, 60 * args.budget, seed, Path(workdir), extra)
                 pipe = sprite_pipeline(unet, base_cfg.ddpm_num_steps)
-                runs[variant_name(lever)][budget].append({"seed": seed, "train": record, "scores": score(args, pipe, reference)})
+                scores, by_eval_seed = score(args, pipe, reference)
+                runs[variant_name(lever)][budget].append({"seed": seed, "train": record, "scores": scores,
+                                                          "scores_by_eval_seed": by_eval_seed})
     results = {name: {b: summarise(r) for b, r in by_budget.items()} for name, by_budget in runs.items()}
     result = {"results": results, "runs": runs, "budgets_min": [args.budget], "levers": args.levers,
               "table": table(results, budget), **setup_record(args)}

@@ -11,8 +11,9 @@
 Every run's budget counts from the start of its training call (data and model set-up included) to its last
 step; the final save and the evaluation come after. All contenders use the same threads (`--threads`, default: the
 usable cores), model width (ContextUnet n_feat 64), data and seeds, and are scored by
-`hf_sprites.evaluation.evaluate` with the same sampler (DDIM 25), sample count (500), evaluation seed and, for
-`--conditional`, guidance scale and labels (FID and KID ask for the classes in the training split's proportions,
+`hf_sprites.evaluation.evaluate` with the same sampler (DDIM 25), sample count (500), evaluation seeds
+(`--eval_seeds`, default 0; with several, each model's scores are their means, and each seed's own scores stay in its
+run's record) and, for `--conditional`, guidance scale and labels (FID and KID ask for the classes in the training split's proportions,
 class accuracy for every class equally): FID and KID on the package's domain features against the
 training split, and class accuracy. Contenders run interleaved per (budget, seed) so machine load hits them alike.
 
@@ -28,6 +29,7 @@ Examples:
     python benchmarks/time_to_quality.py --data ../shared/data/fashion-mnist --budgets 10
     python benchmarks/time_to_quality.py --quick
     python benchmarks/time_to_quality.py --threads 1 --budgets 10 --seed_ids 2 > lane2.json
+    python benchmarks/time_to_quality.py --conditional --contenders best --budgets 10 --eval_seeds 0 1 2
     python benchmarks/time_to_quality.py --merge lane1.json lane2.json --plot docs/images/time_to_quality.png
 """
 
@@ -153,20 +155,26 @@ def sprite_pipeline(unet, num_steps: int):
     return SpritePipeline(unet=clean.eval(), scheduler=SpriteScheduler(num_train_timesteps=num_steps))
 
 
-def score(args, pipe, reference) -> dict:
+def score(args, pipe, reference) -> tuple[dict, dict]:
+    """The scores of one model at each evaluation seed (`--eval_seeds`), and their means over those seeds: the samples
+    (and the KID subsets) each seed draws move one model's FID by about as much as the training seed does."""
     from hf_sprites.evaluation import ClassifierRecipe, evaluate
 
-    result = evaluate(
-        pipe, reference=reference, split="train", num_samples=args.num_samples, num_inference_steps=args.num_inference_steps,
-        seed=args.eval_seed, batch_size=args.eval_batch_size, sampler="ddim", conditional=args.conditional,
-        guidance_scale=args.guidance_scale if args.conditional else 1.0,
-        classifier_recipe=ClassifierRecipe(epochs=1, width=8, feature_dim=16) if args.smoke else None,
-        max_reference=300 if args.smoke else None, kid_subset_size=min(1000, args.num_samples), fid_labels=FID_LABELS,
-    )
-    scores = {"fid": result["fid"], "kid": result["kid_mean"]}
-    if args.conditional:
-        scores["class_accuracy"] = result["class_accuracy"]["mean"]
-    return scores
+    by_seed = {}
+    for eval_seed in args.eval_seeds:
+        result = evaluate(
+            pipe, reference=reference, split="train", num_samples=args.num_samples,
+            num_inference_steps=args.num_inference_steps, seed=eval_seed, batch_size=args.eval_batch_size,
+            sampler="ddim", conditional=args.conditional, guidance_scale=args.guidance_scale if args.conditional else 1.0,
+            classifier_recipe=ClassifierRecipe(epochs=1, width=8, feature_dim=16) if args.smoke else None,
+            max_reference=300 if args.smoke else None, kid_subset_size=min(1000, args.num_samples),
+            fid_labels=FID_LABELS,
+        )
+        by_seed[str(eval_seed)] = {"fid": result["fid"], "kid": result["kid_mean"]}
+        if args.conditional:
+            by_seed[str(eval_seed)]["class_accuracy"] = result["class_accuracy"]["mean"]
+    means = {key: statistics.fmean(s[key] for s in by_seed.values()) for key in next(iter(by_seed.values()))}
+    return means, by_seed
 
 
 def real_floor(args, reference) -> dict | None:
@@ -182,13 +190,19 @@ def real_floor(args, reference) -> dict | None:
         test, _, _ = load_reference(reference, "test", *geometry)
     except (ValueError, KeyError) as error:  # no test split in this data
         return {"skipped": str(error)}
-    if len(test) > args.num_samples:  # the samples' count: FID's small-sample bias alike
-        test = test[torch.randperm(len(test), generator=torch.Generator().manual_seed(args.eval_seed))[:args.num_samples]]
     train, labels, source = load_reference(reference, "train", *geometry)
     classifier = load_or_train_domain_classifier(train, labels, ClassifierRecipe(), source.num_classes, None)
-    scores = compare_images(test, train, DomainFeatures(classifier), kid_subset_size=min(1000, len(test)),
-                            seed=args.eval_seed)
-    return {"fid": scores["fid"], "kid": scores["kid_mean"], "num_test": len(test), "num_train": len(train)}
+    by_seed = {}
+    for eval_seed in args.eval_seeds:
+        picked = test
+        if len(test) > args.num_samples:  # the samples' count: FID's small-sample bias alike
+            picked = test[torch.randperm(len(test), generator=torch.Generator().manual_seed(eval_seed))[:args.num_samples]]
+        scores = compare_images(picked, train, DomainFeatures(classifier), kid_subset_size=min(1000, len(picked)),
+                                seed=eval_seed)
+        by_seed[str(eval_seed)] = {"fid": scores["fid"], "kid": scores["kid_mean"]}
+    return {"fid": statistics.fmean(s["fid"] for s in by_seed.values()),
+            "kid": statistics.fmean(s["kid"] for s in by_seed.values()), "by_eval_seed": by_seed,
+            "num_test": len(picked), "num_train": len(train)}
 
 
 def save_grid(args, pipe, path: Path, num_classes) -> None:
@@ -200,7 +214,7 @@ def save_grid(args, pipe, path: Path, num_classes) -> None:
     kwargs = {"class_labels": [i % num_classes for i in range(8 * num_classes)], "guidance_scale": args.guidance_scale} \
         if args.conditional else {"batch_size": 64}
     images = pipe(**kwargs, num_inference_steps=args.num_inference_steps,
-                  generator=torch.Generator().manual_seed(args.eval_seed)).images
+                  generator=torch.Generator().manual_seed(args.eval_seeds[0])).images
     save_atomic(image_grid(images, nrow=num_classes if args.conditional else 8, scale=4), path)
 
 
@@ -225,6 +239,10 @@ def summarise(runs: list[dict]) -> dict:
     """mean / std / n of each score over seeds, and the runs' steps and images/s."""
     out = {"n_seeds": len(runs), "seeds": [r.get("seed") for r in runs], "steps": [r["train"]["steps"] for r in runs],
            "img_per_s": [round(r["train"]["img_per_s"], 1) for r in runs]}
+    spreads = [statistics.stdev(s["fid"] for s in r["scores_by_eval_seed"].values()) for r in runs
+               if len(r.get("scores_by_eval_seed", {})) > 1]
+    if spreads:  # the evaluator's own spread: FID's std over the evaluation seeds within one model, averaged
+        out["fid_eval_seed_std"] = statistics.fmean(spreads)
     for key in runs[0]["scores"]:
         values = [r["scores"][key] for r in runs]
         out[key] = {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
@@ -268,13 +286,15 @@ def join_runs(paths: list[str]) -> tuple[list[dict], dict]:
         if "runs" not in part:
             raise SystemExit(f"error: {path} has no per-run records ('runs'); it was written before --merge existed or "
                              "by another script: run time_to_quality.py again to make it")
-    same = ("data", "conditional", "num_samples", "sampler", "eval_seed", "n_feat", "guidance_scale", "threads",
+    same = ("data", "conditional", "num_samples", "sampler", "eval_seeds", "n_feat", "guidance_scale", "threads",
             "fid_labels")
 
     def setup(part: dict) -> dict:  # a data folder counts as the same however its path was written
         data = part.get("data")
         folder = Path(data) if data else None
-        return {**part, "data": str(folder.resolve()) if folder is not None and folder.is_dir() else data}
+        eval_seeds = part.get("eval_seeds", [part["eval_seed"]] if "eval_seed" in part else None)  # older outputs
+        return {**part, "data": str(folder.resolve()) if folder is not None and folder.is_dir() else data,
+                "eval_seeds": eval_seeds}
 
     for part, path in zip(parts[1:], paths[1:]):
         differing = [key for key in same if setup(part).get(key) != setup(parts[0]).get(key)]
@@ -324,7 +344,8 @@ def add_shared_arguments(parser) -> None:
     parser.add_argument("--num_samples", type=int, default=500)
     parser.add_argument("--num_inference_steps", type=int, default=25, help="DDIM steps of the evaluation")
     parser.add_argument("--eval_batch_size", type=int, default=250)
-    parser.add_argument("--eval_seed", type=int, default=0)
+    parser.add_argument("--eval_seeds", "--eval_seed", dest="eval_seeds", type=int, nargs="+", default=[0],
+                        help="score each model at these evaluation seeds and report the mean (grids: the first)")
     parser.add_argument("--n_feat", type=int, default=64)
 
 
@@ -349,7 +370,7 @@ def prepare(args) -> tuple[list[str], object, tuple, str | None, list[int]]:
 def setup_record(args) -> dict:
     """The keys `join_runs` compares, and where the numbers come from."""
     return {"data": args.data, "geometry": args.geometry, "conditional": args.conditional, "seeds": args.seeds_run,
-            "num_samples": args.num_samples, "sampler": f"ddim-{args.num_inference_steps}", "eval_seed": args.eval_seed,
+            "num_samples": args.num_samples, "sampler": f"ddim-{args.num_inference_steps}", "eval_seeds": args.eval_seeds,
             "n_feat": args.n_feat, "guidance_scale": args.guidance_scale if args.conditional else None,
             "fid_labels": FID_LABELS if args.conditional else None,
             "mode": "smoke" if args.smoke else "quick" if args.quick else "full", **runtime_info(args.torch_device)}
@@ -385,7 +406,9 @@ def main(argv=None) -> dict:
                         unet, record = train_package(args, PRESETS[args.conditional][name], 60 * budget, seed,
                                                      Path(workdir), extra)
                     pipe = sprite_pipeline(unet, base_cfg.ddpm_num_steps)
-                    runs[name][budget].append({"seed": seed, "train": record, "scores": score(args, pipe, reference)})
+                    scores, by_eval_seed = score(args, pipe, reference)
+                    runs[name][budget].append({"seed": seed, "train": record, "scores": scores,
+                                               "scores_by_eval_seed": by_eval_seed})
                     if args.grids_dir and budget == max(args.budgets) and seed == 0:
                         save_grid(args, pipe, Path(args.grids_dir) / f"{name}.png", arrays[2] or 1)
         if args.grids_dir:

@@ -51,13 +51,18 @@ def test_sampling_smoke(tmp_path):
 
 def test_time_to_quality_smoke(tmp_path):
     result = run_benchmark("time_to_quality.py", *DATA, "--plot", str(tmp_path / "curve.png"), "--grids_dir",
-                           str(tmp_path / "grids"), tmp_path=tmp_path)
+                           str(tmp_path / "grids"), "--eval_seeds", "0", "1", tmp_path=tmp_path)
     assert RUNTIME_KEYS | {"results", "budgets_min", "seeds", "sampler", "num_samples"} <= set(result)
-    assert set(result["results"]) == {"course", "package", "best"}
+    assert set(result["results"]) == {"course", "package", "best"} and result["eval_seeds"] == [0, 1]
     for cell in (result["results"][name]["0.25"] for name in ("course", "package", "best")):
         assert cell["n_seeds"] == 2 and len(cell["fid"]["values"]) == 2 and cell["fid"]["std"] >= 0
         assert cell["fid"]["mean"] == pytest.approx(sum(cell["fid"]["values"]) / 2)
-        assert all(steps >= 1 for steps in cell["steps"])
+        assert all(steps >= 1 for steps in cell["steps"]) and cell["fid_eval_seed_std"] >= 0
+    for record in (r for by_budget in result["runs"].values() for r in by_budget["0.25"]):
+        # each model scored at both evaluation seeds (other samples: other scores), its score their mean
+        by_seed = record["scores_by_eval_seed"]
+        assert set(by_seed) == {"0", "1"} and by_seed["0"]["fid"] != by_seed["1"]["fid"]
+        assert record["scores"]["fid"] == pytest.approx((by_seed["0"]["fid"] + by_seed["1"]["fid"]) / 2)
     assert (tmp_path / "curve.png").stat().st_size > 0
     assert sorted(p.name for p in (tmp_path / "grids").iterdir()) == ["best.png", "course.png", "package.png", "real.png"]
     # one curve split over processes (--seed_ids) joins back into the same result (--merge)
@@ -81,7 +86,7 @@ def test_time_to_quality_smoke(tmp_path):
         joined = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "time_to_quality.py"), "--merge",
                                  *map(str, halves)], capture_output=True, text=True)
         assert (joined.returncode == 0) is joins and (joins or "['data']" in joined.stderr)
-    for key, value in (("num_samples", 7), ("fid_labels", "balanced")):  # another evaluation is refused
+    for key, value in (("num_samples", 7), ("fid_labels", "balanced"), ("eval_seeds", [0])):  # refused
         halves[1].write_text(json.dumps({**second, key: value}) + "\n")
         refused = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "time_to_quality.py"), "--merge",
                                   *map(str, halves)], capture_output=True, text=True)
