@@ -60,6 +60,8 @@ def cpu_model() -> str:
 
 def runtime_info(device: torch.device | None = None) -> dict:
     """Where the numbers come from: device, precision, torch version, threads, CPU and GPU names."""
+    from hf_sprites.training.plan import has_native_bf16
+
     device = device or pick_device()
     return {
         "device": device.type,
@@ -67,6 +69,9 @@ def runtime_info(device: torch.device | None = None) -> dict:
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "cpu": cpu_model(),
+        # one CPU name covers hosts with and without AVX-512 and bf16 kernels (the recipe's pace differs 2x between them)
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "native_bf16": has_native_bf16(),
         "cpu_count": os.cpu_count(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,

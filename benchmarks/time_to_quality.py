@@ -298,6 +298,8 @@ def join_runs(paths: list[str]) -> tuple[list[dict], dict]:
 
     for part, path in zip(parts[1:], paths[1:]):
         differing = [key for key in same if setup(part).get(key) != setup(parts[0]).get(key)]
+        differing += [key for key in ("cpu_capability", "native_bf16")  # not recorded before the eleventh session
+                      if key in part and key in parts[0] and part[key] != parts[0][key]]
         if differing:
             raise SystemExit(f"error: {path} differs from {paths[0]} in {differing}; merge only runs of one setup")
     runs: dict = {}

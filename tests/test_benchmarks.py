@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CRAWL = ROOT.parent / "shared" / "data" / "crawl-sprites"
 DATA = ["--data", str(CRAWL) if CRAWL.exists() else "embedded"]
-RUNTIME_KEYS = {"device", "torch", "threads", "cpu", "precision"}
+RUNTIME_KEYS = {"device", "torch", "threads", "cpu", "precision", "cpu_capability", "native_bf16"}
 
 
 def run_benchmark(script: str, *flags: str, tmp_path: Path) -> dict:
@@ -86,7 +86,8 @@ def test_time_to_quality_smoke(tmp_path):
         joined = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "time_to_quality.py"), "--merge",
                                  *map(str, halves)], capture_output=True, text=True)
         assert (joined.returncode == 0) is joins and (joins or "['data']" in joined.stderr)
-    for key, value in (("num_samples", 7), ("fid_labels", "balanced"), ("eval_seeds", [0])):  # refused
+    for key, value in (("num_samples", 7), ("fid_labels", "balanced"), ("eval_seeds", [0]),
+                       ("cpu_capability", "another CPU")):  # another evaluation or another kind of CPU is refused
         halves[1].write_text(json.dumps({**second, key: value}) + "\n")
         refused = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "time_to_quality.py"), "--merge",
                                   *map(str, halves)], capture_output=True, text=True)
