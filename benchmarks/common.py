@@ -69,7 +69,7 @@ def runtime_info(device: torch.device | None = None) -> dict:
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "cpu": cpu_model(),
-        # one CPU name covers hosts with and without AVX-512 and bf16 kernels (the recipe's pace differs 2x between them)
+        # one CPU name covers hosts with and without AVX-512 and bf16 kernels (the recipe's pace: more than 2x apart)
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "native_bf16": has_native_bf16(),
         "cpu_count": os.cpu_count(),

@@ -13,9 +13,9 @@ step; the final save and the evaluation come after. All contenders use the same 
 usable cores), model width (ContextUnet n_feat 64), data and seeds, and are scored by
 `hf_sprites.evaluation.evaluate` with the same sampler (DDIM 25), sample count (500), evaluation seeds
 (`--eval_seeds`, default 0; with several, each model's scores are their means, and each seed's own scores stay in its
-run's record) and, for `--conditional`, guidance scale and labels (FID and KID ask for the classes in the training split's proportions,
-class accuracy for every class equally): FID and KID on the package's domain features against the
-training split, and class accuracy. Contenders run interleaved per (budget, seed) so machine load hits them alike.
+run's record) and, for `--conditional`, guidance scale and labels (FID and KID ask for the classes in the training
+split's proportions, class accuracy for every class equally): FID and KID on the package's domain features against
+the training split, and class accuracy. Contenders run interleaved per (budget, seed) so machine load hits them alike.
 
 Output: the last line is JSON: per contender and budget the mean, std and n of FID / KID (/ class accuracy), and
 the steps and images/s of the runs, every run's own record (`runs`) and the evaluator's real-vs-real `floor` (the
@@ -157,7 +157,8 @@ def sprite_pipeline(unet, num_steps: int):
 
 def score(args, pipe, reference) -> tuple[dict, dict]:
     """The scores of one model at each evaluation seed (`--eval_seeds`), and their means over those seeds: the samples
-    (and the KID subsets) each seed draws move one model's FID by about as much as the training seed does."""
+    (and the KID subsets) each seed draws move one model's FID by about half as much as the training seed does
+    (README, eleventh session)."""
     from hf_sprites.evaluation import ClassifierRecipe, evaluate
 
     by_seed = {}
@@ -366,6 +367,7 @@ def prepare(args) -> tuple[list[str], object, tuple, str | None, list[int]]:
     base_cfg = parse_train_args(["--preset", PRESETS[args.conditional]["package"], *extra])
     reference = None if args.data == "embedded" else args.data  # evaluate() reads its train split
     seeds = args.seed_ids if args.seed_ids is not None else list(range(args.seeds))
+    args.eval_seeds = list(dict.fromkeys(args.eval_seeds))  # a seed named twice scores once
     return extra, base_cfg, training_arrays(base_cfg), reference, seeds
 
 
