@@ -18,6 +18,8 @@ setup, checked). The levers:
                         measured as with_small_batch while the recipe still had batches of 100)
     flips               no augmentation -> each image flipped left-right with probability 1/2, drawn per batch
                         by the seeded, resumable batcher (with_flips)
+    narrow              ContextUnet n_feat 64 -> n_feat 32: about a quarter of the weights and of the work per
+                        image, so several times the steps in the same minutes (with_narrow)
 
 Output: the last line is JSON: `results[variant][budget]` as `time_to_quality.py` writes it, every run's record
 (`runs`), and `table`: per variant the FID / KID (/ class accuracy) mean and std, the steps, and the FID change
@@ -32,6 +34,7 @@ Examples:
 
 from __future__ import annotations
 
+import copy
 import json
 import statistics
 import tempfile
@@ -56,6 +59,7 @@ LEVERS = {
     "ema": ("with", {"use_ema": True, "ema_max_decay": 0.999, "ema_power": 0.75}),
     "small_batch": ("without", {"train_batch_size": 100}),
     "flips": ("with", {"random_flip": True}),
+    "narrow": ("with", {"n_feat": 32}),
 }
 RECIPE = "best"  # the name of contender (c) in time_to_quality.py
 
@@ -66,13 +70,15 @@ def variant_name(lever: str) -> str:
 
 def train_variant(args, lever: str, budget_s: float, seed: int, workdir: Path, extra: list[str]):
     """The recipe with one lever changed (or, for `best`, as it is), through the real training entry."""
-    flags = list(extra)
+    flags, run_args = list(extra), copy.copy(args)
     if lever != RECIPE:
+        values = LEVERS[lever][1]
         config = workdir / f"{lever}.yaml"
-        config.write_text(yaml.safe_dump(LEVERS[lever][1]))
+        config.write_text(yaml.safe_dump(values))
         flags += ["--config", str(config)]
+        run_args.n_feat = values.get("n_feat", args.n_feat)  # train_package passes the width as a flag of its own
     preset = PRESETS[args.conditional]["best"]
-    unet, record = train_package(args, preset, budget_s, seed, workdir / lever, flags)
+    unet, record = train_package(run_args, preset, budget_s, seed, workdir / lever, flags)
     if lever != RECIPE:  # what the run really trained with, from its own saved config (which leaves unset values out)
         saved = json.loads((workdir / lever / f"{preset}-{budget_s:g}-{seed}" / "training_config.json").read_text())
         record["lever_values"] = {key: saved["hyperparameters"].get(key) for key in LEVERS[lever][1]}
