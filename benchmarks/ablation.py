@@ -44,7 +44,8 @@ import yaml
 
 from common import base_parser, emit
 from time_to_quality import (
-    PRESETS, add_shared_arguments, join_runs, prepare, score, setup_record, sprite_pipeline, summarise, train_package,
+    PRESETS, add_shared_arguments, join_runs, prepare, save_grid, save_real_grid, score, setup_record, sprite_pipeline,
+    summarise, train_package,
 )
 
 # each lever: how its variant differs from the recipe ("without": a lever the recipe uses, set back to the faithful
@@ -139,7 +140,7 @@ def main(argv=None) -> dict:
         args.budget, args.seeds, args.num_samples, args.num_inference_steps = 0.5, 1, 100, 10
     if args.smoke:
         args.budget, args.seeds = 0.25, 1
-    extra, base_cfg, _, reference, seeds = prepare(args)
+    extra, base_cfg, arrays, reference, seeds = prepare(args)
     args.seeds_run = seeds
     budget = f"{args.budget:g}"
     runs = {variant_name(lever): {budget: []} for lever in args.levers}
@@ -151,6 +152,10 @@ def main(argv=None) -> dict:
                 scores, by_eval_seed = score(args, pipe, reference)
                 runs[variant_name(lever)][budget].append({"seed": seed, "train": record, "scores": scores,
                                                           "scores_by_eval_seed": by_eval_seed})
+                if args.grids_dir and seed == seeds[0]:
+                    save_grid(args, pipe, Path(args.grids_dir) / f"{variant_name(lever)}.png", arrays[2] or 1)
+        if args.grids_dir:
+            save_real_grid(args, arrays, Path(args.grids_dir) / "real.png")
     results = {name: {b: summarise(r) for b, r in by_budget.items()} for name, by_budget in runs.items()}
     result = {"results": results, "runs": runs, "budgets_min": [args.budget], "levers": args.levers,
               "table": table(results, budget), **setup_record(args)}

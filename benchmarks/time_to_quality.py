@@ -350,6 +350,8 @@ def add_shared_arguments(parser) -> None:
     parser.add_argument("--eval_seeds", "--eval_seed", dest="eval_seeds", type=int, nargs="+", default=[0],
                         help="score each model at these evaluation seeds and report the mean (grids: the first)")
     parser.add_argument("--n_feat", type=int, default=64)
+    parser.add_argument("--grids_dir", default=None, help="a sample grid of every contender (or variant) after its "
+                        "first seed's run at the largest budget, and a real grid")
 
 
 def prepare(args) -> tuple[list[str], object, tuple, str | None, list[int]]:
@@ -388,7 +390,6 @@ def main(argv=None) -> dict:
     parser.add_argument("--batch_size", type=int, default=100, help="the course loop's batch (the course's own: 100; the fast presets use 50)")
     parser.add_argument("--course_workers", type=int, default=1)
     parser.add_argument("--plot", default=None, help="write FID against minutes here (PNG)")
-    parser.add_argument("--grids_dir", default=None, help="sample grids at the largest budget, and a real grid")
     args = parser.parse_args(argv)
     if args.merge:
         return merge(args)
@@ -413,7 +414,7 @@ def main(argv=None) -> dict:
                     scores, by_eval_seed = score(args, pipe, reference)
                     runs[name][budget].append({"seed": seed, "train": record, "scores": scores,
                                                "scores_by_eval_seed": by_eval_seed})
-                    if args.grids_dir and budget == max(args.budgets) and seed == 0:
+                    if args.grids_dir and budget == max(args.budgets) and seed == seeds[0]:
                         save_grid(args, pipe, Path(args.grids_dir) / f"{name}.png", arrays[2] or 1)
         if args.grids_dir:
             save_real_grid(args, arrays, Path(args.grids_dir) / "real.png")
