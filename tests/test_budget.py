@@ -24,8 +24,9 @@ from hf_sprites.training.builders import (adopt_plan, build_lr_scheduler, build_
 from hf_sprites.training.config import TrainConfigError
 from hf_sprites.training.loop import PREVIEW_PROBE_STEPS, measure_preview_seconds, measure_step_seconds
 from hf_sprites.training.plan import (MIN_STEPS_TO_REPLAN, OMP_WAIT_REASON_VAR, PREVIEW_SHARE, REPLAN_SHARE,
-                                      choose_cpu_threads, describe_omp_wait_policy, plan_for_budget, plan_for_length,
-                                      replan, resolve_mixed_precision, usable_cores)
+                                      SECOND_REPLAN_SHARE, choose_cpu_threads, describe_omp_wait_policy,
+                                      evenly_spaced, plan_for_budget, plan_for_length, replan, resolve_mixed_precision,
+                                      usable_cores)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -72,8 +73,19 @@ def test_a_run_replans_the_rest_from_the_pace_of_its_own_steps():
     assert (faster.total_steps - done) * 0.08 + previews <= left < (faster.total_steps - done + 1) * 0.08 + previews
     assert faster.total_steps > plan.total_steps and faster.num_epochs == -(-faster.total_steps // 10)
     assert len(faster.preview_steps) == 3 and min(faster.preview_steps) > done
-    assert (faster.replan_step, faster.replanned_at, faster.initial_total_steps, faster.initial_step_s, faster.step_s) \
-        == (None, done, plan.total_steps, 0.1, 0.08)  # once, and the record says what changed
+    assert (faster.replanned_at, faster.initial_total_steps, faster.initial_step_s, faster.step_s) \
+        == (done, plan.total_steps, 0.1, 0.08)  # the record says what changed
+    assert faster.replan_step == round(SECOND_REPLAN_SHARE * faster.total_steps) and faster.replanned_again_at is None
+    # the second re-plan, past the first preview: it keeps that one, and the two still to come are spread over the
+    # new length
+    again_at = faster.replan_step
+    (written,) = [step for step in faster.preview_steps if step <= again_at]
+    last = replan(faster, done_steps=again_at, elapsed_s=elapsed + (again_at - done) * 0.08 + 2.0, step_s=0.07)
+    assert last.total_steps > faster.total_steps and last.preview_steps[0] == written
+    assert len(last.preview_steps) == 3 and last.preview_steps[1] > again_at
+    assert last.preview_steps[1:] == tuple(s for s in evenly_spaced(last.total_steps, 3) if s > again_at)
+    assert (last.replan_step, last.replanned_at, last.replanned_again_at, last.initial_total_steps,
+            last.initial_step_s, last.step_s) == (None, done, again_at, plan.total_steps, 0.1, 0.07)  # twice, no more
     slower = replan(plan, done_steps=done, elapsed_s=10 + done * 0.12, step_s=0.12)
     assert slower.total_steps < plan.total_steps
     assert replan(plan, done_steps=done, elapsed_s=99.9, step_s=0.1).total_steps == done + 1  # at least one more
@@ -82,6 +94,9 @@ def test_a_run_replans_the_rest_from_the_pace_of_its_own_steps():
 def test_a_short_budgeted_run_keeps_its_first_plan():
     plan = plan_for_budget(budget_s=10, elapsed_s=0, step_s=0.5, preview_s=0.0, steps_per_epoch=10)
     assert plan.total_steps < MIN_STEPS_TO_REPLAN and plan.replan_step is None
+    short = plan_for_budget(budget_s=10, elapsed_s=0, step_s=0.25, preview_s=0.0, steps_per_epoch=10)  # 38 steps
+    later = replan(short, done_steps=short.replan_step, elapsed_s=1, step_s=0.25)
+    assert later.replanned_at == short.replan_step and later.replan_step is None  # a second one: too few steps apart
 
 
 def test_a_fixed_run_previews_at_the_end_of_every_nth_epoch():
@@ -262,12 +277,15 @@ def test_a_budgeted_run_plans_its_steps_and_ends_with_a_loadable_pipeline(sprite
     assert state["global_step"] == (state["stopped_by_budget_at"] or plan["total_steps"])
     assert state["cpu_threads"] == {"threads": 1, "reason": "--cpu_threads",  # the suite exports PASSIVE (conftest)
                                     "omp_wait_policy": "PASSIVE (OMP_WAIT_POLICY set before start)"}
-    assert plan["initial_total_steps"] >= MIN_STEPS_TO_REPLAN  # so it re-planned once, a tenth of the way in
-    assert plan["replanned_at"] == round(REPLAN_SHARE * plan["initial_total_steps"]) and plan["replan_step"] is None
+    assert plan["initial_total_steps"] >= MIN_STEPS_TO_REPLAN  # so it re-planned a tenth of the way in, and again
+    assert plan["replanned_at"] == round(REPLAN_SHARE * plan["initial_total_steps"])
+    assert plan["replanned_again_at"] is not None or state["stopped_by_budget_at"] is not None
+    assert plan["replan_step"] is None or state["stopped_by_budget_at"] is not None
     card = (out / "README.md").read_text()  # the card states the plan the run followed
     assert (f"Run: {state['global_step']:,} optimizer steps of the {plan['total_steps']:,} planned for a 0.3-minute "
             f"budget ({plan['initial_total_steps']:,} planned from") in card and "on 1 CPU thread(s) per process" in card
-    assert f"re-planned at step {plan['replanned_at']:,} from the run's own" in card
+    again = f" and at step {plan['replanned_again_at']:,}" if plan["replanned_again_at"] is not None else ""
+    assert f"re-planned at step {plan['replanned_at']:,}{again} from the run's own" in card
     recorded = json.loads((out / "training_config.json").read_text())["training_run"]
     assert recorded["planned_steps"] == plan["total_steps"] and recorded["step_seconds"] == plan["step_s"]
     assert recorded["initial_step_seconds"] == plan["initial_step_s"]
@@ -285,7 +303,8 @@ def test_a_resumed_budgeted_run_keeps_the_plan_it_started_with(sprite_arrays, tm
             "--checkpointing_steps", "2", "--no-conditional"]
     main(args)
     first = json.loads((out / "trainer_state.json").read_text())["plan"]
-    after = first["replanned_at"] + 1  # a checkpoint after the re-plan: the resumed run goes on with that plan
+    after = (first["replanned_again_at"] or first["replanned_at"]) + 1  # a checkpoint after the re-plans: the
+    # resumed run goes on with that plan
     main([*args, "--resume_from_checkpoint", str(out / f"checkpoint-{after + after % 2}")])
     assert json.loads((out / "trainer_state.json").read_text())["plan"] == first
     main([*args, "--resume_from_checkpoint", str(out / "checkpoint-2")])  # before it: the first plan, then its re-plan

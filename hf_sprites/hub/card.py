@@ -168,7 +168,8 @@ def write_model_card(
 
     `training_run` is the run that made the weights, as training records it: `steps`, and for a budgeted run
     `time_budget_minutes`, `planned_steps`, `step_seconds` and `stopped_by_budget_at` (and `replanned_at`,
-    `initial_planned_steps`, `initial_step_seconds` when the run planned its rest again); and `cpu_threads`.
+    `initial_planned_steps`, `initial_step_seconds` when the run planned its rest again, `replanned_again_at` when
+    it did twice); and `cpu_threads`.
 
     `local_path` is where the folder will live when the card is written into a staging folder that is renamed
     afterwards (atomic writes); the local usage snippet names it. Defaults to `folder`.
@@ -251,8 +252,9 @@ def training_run_text(run: dict | None) -> str | None:
     if run.get("time_budget_minutes") is not None:
         text += f" of the {run['planned_steps']:,} planned for a {run['time_budget_minutes']:g}-minute budget ("
         if run.get("replanned_at") is not None:
+            again = f" and at step {run['replanned_again_at']:,}" if run.get("replanned_again_at") is not None else ""
             text += (f"{run['initial_planned_steps']:,} planned from {run['initial_step_seconds']:.3g} s per step timed "
-                     f"before training, re-planned at step {run['replanned_at']:,} from the run's own "
+                     f"before training, re-planned at step {run['replanned_at']:,}{again} from the run's own "
                      f"{run['step_seconds']:.3g} s per step)")
         else:
             text += f"the plan was fixed from a measured step time of {run['step_seconds']:.3g} s)"

@@ -245,7 +245,7 @@ class Run:
     threads: object = None  # the `ThreadChoice` of a CPU run
     stopped_at: Optional[int] = None  # the step where a spent time budget ended the run before its plan
     health: object = None  # the run's divergence checks (`health.Health`), made by the loop
-    loop_clock: tuple = ()  # (time.monotonic(), global_step) when the training loop began: its steps' pace
+    loop_clock: tuple = ()  # (time.monotonic(), global_step) when the loop began or last re-planned: its pace
 
     @property
     def output_dir(self) -> Path:

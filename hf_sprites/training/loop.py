@@ -199,7 +199,7 @@ def train_loop(run: Run) -> None:
 
 def warn_if_budget_left(run: Run) -> None:
     """Say so when a budgeted run finished its plan with over a fifth of its budget unused: its steps were timed
-    (before training, and again at its re-plan) at a busier moment than the run then met."""
+    (before training, and again at its re-plans) at a busier moment than the run then met."""
     if run.plan is None or run.plan.budget_s is None or not run.started:
         return
     left = run.plan.budget_s - (time.monotonic() - run.started)
@@ -316,20 +316,24 @@ def plan_budget(run: Run) -> RunPlan:
 
 
 def replan_budget(run: Run) -> None:
-    """Plan the rest of a budgeted run again (`plan.replan`) from the pace of the steps this loop has run, its
-    logging and checkpoints included; every process follows the main process's plan."""
-    plan = [None]
+    """Plan the rest of a budgeted run again (`plan.replan`) from the pace of the steps this loop has run since it
+    started or last re-planned, their logging and checkpoints included and their previews (priced apart) left out;
+    every process follows the main process's plan."""
+    plan, before = [None], run.plan
     if run.accelerator.device.type == "cuda":
         torch.cuda.synchronize()  # the host runs ahead of the GPU between logging steps: time finished steps only
+    now, (started, first_step) = time.monotonic(), run.loop_clock
     if run.accelerator.is_main_process:
-        started, first_step = run.loop_clock
-        step_s = (time.monotonic() - started) / max(1, run.global_step - first_step)
-        plan[0] = replan(run.plan, done_steps=run.global_step, elapsed_s=time.monotonic() - run.started, step_s=step_s)
+        previews = sum(first_step < step <= run.global_step for step in before.preview_steps) * before.preview_s
+        step_s = max(1e-6, now - started - previews) / max(1, run.global_step - first_step)
+        plan[0] = replan(before, done_steps=run.global_step, elapsed_s=now - run.started, step_s=step_s)
     broadcast_object_list(plan)
     adopt_plan(run, plan[0])
-    logger.info(f"Re-planned at step {run.global_step}: its steps took {run.plan.step_s:.3f} s each (measured before "
-                f"the run: {run.plan.initial_step_s:.3f} s), so {run.plan.total_steps} steps in all instead of "
-                f"{run.plan.initial_total_steps}, previews after steps {list(run.plan.preview_steps)}.")
+    run.loop_clock = (now, run.global_step)  # a later re-plan times the steps from here
+    again = f"; it plans again after step {run.plan.replan_step}" if run.plan.replan_step else ""
+    logger.info(f"Re-planned at step {run.global_step}: its steps since step {first_step} took {run.plan.step_s:.3f} s "
+                f"each (planned from: {before.step_s:.3f} s), so {run.plan.total_steps} steps in all instead of "
+                f"{before.total_steps}, previews after steps {list(run.plan.preview_steps)}{again}.")
 
 
 def stored_plan(cfg) -> Optional[RunPlan]:

@@ -323,6 +323,8 @@ def training_run(global_step: int, plan=None, threads=None, stopped_at: Optional
     if budgeted and plan.replanned_at is not None:
         run.update(replanned_at=plan.replanned_at, initial_planned_steps=plan.initial_total_steps,
                    initial_step_seconds=plan.initial_step_s)
+        if plan.replanned_again_at is not None:
+            run.update(replanned_again_at=plan.replanned_again_at)
     return run
 
 

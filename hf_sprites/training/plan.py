@@ -6,16 +6,20 @@ before the first real step, then plans: how many optimizer steps fit, so that th
 (warm-up and decay) and the EMA warm-up span exactly the run that happens, and at which steps the few
 intermediate previews come (at most `PREVIEW_SHARE` of the budget). A few steps timed before the run miss
 its real pace by 10-15 % either way, so once `REPLAN_SHARE` of the planned steps are done the run times
-those steps and plans the rest again (`replan`), once. The plan is logged, saved in `trainer_state.json`
-and shown in the model card.
+those steps and plans the rest again (`replan`); and as the first tenth of a run can be slower than the rest (a
+pause, a warming machine), it re-plans once more at `SECOND_REPLAN_SHARE` of its new plan, from the steps since the
+first re-plan. The plan is logged, saved in `trainer_state.json` and shown in the model card.
 
 Example:
     >>> plan = plan_for_budget(budget_s=600, elapsed_s=20, step_s=0.3, preview_s=6.0, steps_per_epoch=22)
     >>> plan.total_steps, plan.preview_steps, plan.replan_step
     (1776, (444, 888, 1332), 178)
     >>> later = replan(plan, done_steps=178, elapsed_s=80, step_s=0.25)  # the run's own steps were faster
-    >>> later.total_steps, later.preview_steps, later.replanned_at, later.initial_total_steps
-    (2082, (520, 1041, 1561), 178, 1776)
+    >>> later.total_steps, later.preview_steps, later.replanned_at, later.initial_total_steps, later.replan_step
+    (2082, (520, 1041, 1561), 178, 1776, 833)
+    >>> last = replan(later, done_steps=833, elapsed_s=250, step_s=0.22)  # 40 % in: faster still
+    >>> last.total_steps, last.preview_steps, last.replanned_at, last.replanned_again_at, last.replan_step
+    (2289, (520, 1144, 1716), 178, 833, None)
     >>> fixed = plan_for_length(17, 3, accumulation=2, max_train_steps=None, save_images_epochs=1)
     >>> fixed.steps_per_epoch, fixed.total_steps, fixed.num_epochs, fixed.preview_steps
     (8, 24, 3, (8, 16))
@@ -37,8 +41,10 @@ PREVIEW_SHARE = 0.1
 MAX_PREVIEWS = 3
 # share of the remaining budget a budgeted run plans to fill; the rest absorbs step-time jitter and checkpoints
 BUDGET_FILL = 0.95
-# a budgeted run re-plans once, from its own mean step time, when this share of its planned steps is done
+# a budgeted run re-plans from its own mean step time when this share of its planned steps is done ...
 REPLAN_SHARE = 0.1
+# ... and once more, from its steps since then, when this share of its new plan is done (between the previews)
+SECOND_REPLAN_SHARE = 0.4
 # a budgeted run planned shorter than this many steps does not re-plan (too few steps to time)
 MIN_STEPS_TO_REPLAN = 20
 
@@ -55,9 +61,10 @@ class RunPlan:
         budget_s: the wall-clock budget in seconds (None: a fixed-length run).
         step_s: measured seconds per optimizer step (budgeted runs).
         preview_s: measured seconds per preview grid (budgeted runs).
-        replan_step: the step after which a budgeted run times its own steps and plans the rest again (`replan`);
-            None once it has, or when it will not.
-        replanned_at: the step where the run was planned again (None: it kept its first plan).
+        replan_step: the step after which a budgeted run next times its own steps and plans the rest again
+            (`replan`); None once it has twice, or when it will not.
+        replanned_at: the step where the run was first planned again (None: it kept its first plan).
+        replanned_again_at: the step of its second re-plan (None: it had none).
         initial_total_steps, initial_step_s: the first plan's steps and measured step time, before `replan`.
     """
 
@@ -70,6 +77,7 @@ class RunPlan:
     preview_s: Optional[float] = None
     replan_step: Optional[int] = None
     replanned_at: Optional[int] = None
+    replanned_again_at: Optional[int] = None
     initial_total_steps: Optional[int] = None
     initial_step_s: Optional[float] = None
 
@@ -97,7 +105,7 @@ def plan_for_length(batches_per_epoch: int, num_epochs: int, *, accumulation: in
 
 def plan_for_budget(*, budget_s: float, elapsed_s: float, step_s: float, preview_s: float,
                     steps_per_epoch: int, max_previews: int = MAX_PREVIEWS) -> RunPlan:
-    """The first plan of a budgeted run, made once the step and preview times are measured (`replan` revises it once).
+    """The first plan of a budgeted run, made once the step and preview times are measured (`replan` revises it twice).
 
     `elapsed_s` is the part of the budget already spent (set-up and measuring). Previews are spread evenly
     through the run, as many as fit in `PREVIEW_SHARE` of the budget, at most `max_previews`.
@@ -117,17 +125,28 @@ def plan_for_budget(*, budget_s: float, elapsed_s: float, step_s: float, preview
 
 
 def replan(plan: RunPlan, *, done_steps: int, elapsed_s: float, step_s: float) -> RunPlan:
-    """The rest of a budgeted run planned again, once, from `step_s` timed on its own `done_steps` steps: the total
-    steps that fit what is left of the budget after the previews still to come, and those previews spread evenly
-    over the new total (the LR schedule and the EMA cap then follow it). At least one more step."""
+    """The rest of a budgeted run planned again from `step_s`, its own pace so far: the total steps that fit what is
+    left of the budget after the previews still to come, and those previews spread evenly over the new total (the LR
+    schedule and the EMA cap then follow it). At least one more step. The first re-plan schedules a second one at
+    `SECOND_REPLAN_SHARE` of its new total (when at least `MIN_STEPS_TO_REPLAN` steps away); the second, none."""
     remaining = (plan.budget_s - elapsed_s) * BUDGET_FILL
     previews_left = sum(step > done_steps for step in plan.preview_steps)
     more = math.floor((remaining - previews_left * plan.preview_s) / step_s + 1e-9)
     total = done_steps + max(1, more)
-    previews = tuple(step for step in evenly_spaced(total, len(plan.preview_steps)) if step > done_steps)
+    # the previews written so far, then the run's previews spread over its new length: those still to come, no more
+    # than were budgeted
+    to_come = [step for step in evenly_spaced(total, len(plan.preview_steps)) if step > done_steps]
+    previews = tuple(step for step in plan.preview_steps if step <= done_steps) + \
+        (tuple(to_come[len(to_come) - previews_left:]) if previews_left else ())
+    first = plan.replanned_at is None
+    again = round(SECOND_REPLAN_SHARE * total) if first else None
+    if again is not None and again - done_steps < MIN_STEPS_TO_REPLAN:
+        again = None
     return replace(plan, total_steps=total, num_epochs=math.ceil(total / plan.steps_per_epoch), preview_steps=previews,
-                   step_s=step_s, replan_step=None, replanned_at=done_steps, initial_total_steps=plan.total_steps,
-                   initial_step_s=plan.step_s)
+                   step_s=step_s, replan_step=again, replanned_at=done_steps if first else plan.replanned_at,
+                   replanned_again_at=None if first else done_steps,
+                   initial_total_steps=plan.total_steps if first else plan.initial_total_steps,
+                   initial_step_s=plan.step_s if first else plan.initial_step_s)
 
 
 def evenly_spaced(total: int, count: int) -> tuple:
