@@ -10,7 +10,8 @@
 
 Every run's budget counts from the start of its training call (data and model set-up included) to its last
 step; the final save and the evaluation come after. All contenders use the same threads (`--threads`, default: the
-usable cores), model width (ContextUnet n_feat 64), data and seeds, and are scored by
+usable cores), data and seeds, each its own model width (ContextUnet n_feat 64 for (a) and (b), the recipe's 32 for
+(c); `--n_feat` gives all three one width), and are scored by
 `hf_sprites.evaluation.evaluate` with the same sampler (DDIM 25), sample count (500), evaluation seeds
 (`--eval_seeds`, default 0; with several, each model's scores are their means, and each seed's own scores stay in its
 run's record) and, for `--conditional`, guidance scale and labels (FID and KID ask for the classes in the training
@@ -99,7 +100,8 @@ def train_course(args, base_cfg, budget_s: float, seed: int, arrays) -> tuple[to
     per epoch), the course's first-epoch LR holds for the whole run, as it would in the course."""
     start = time.perf_counter()
     sprites, labels, num_classes = arrays
-    loop = CourseLoop(sprites, n_feat=args.n_feat, n_cfeat=num_classes if args.conditional else 5, seed=seed,
+    width = {"n_feat": args.n_feat} if args.n_feat else {}  # else the course's own
+    loop = CourseLoop(sprites, **width, n_cfeat=num_classes if args.conditional else 5, seed=seed,
                       batch_size=args.batch_size, num_workers=args.course_workers, standard_noise=True,
                       labels=labels if args.conditional else None, device=args.torch_device)
     epoch_steps = len(loop.dataloader)
@@ -115,7 +117,8 @@ def train_course(args, base_cfg, budget_s: float, seed: int, arrays) -> tuple[to
     steps = warm["steps"] + probe["steps"] + stats["steps"]
     images = warm["images"] + probe["images"] + stats["images"]
     return loop.model, {"steps": steps, "img_per_s": images / seconds, "seconds": seconds,
-                        "epochs_planned": loop.num_epochs, "finished_plan": loop.finished}
+                        "epochs_planned": loop.num_epochs, "finished_plan": loop.finished,
+                        "n_feat": loop.model.config.n_feat}
 
 
 def train_package(args, preset: str, budget_s: float, seed: int, workdir: Path, extra: list[str]):
@@ -131,14 +134,15 @@ def train_package(args, preset: str, budget_s: float, seed: int, workdir: Path, 
     start = time.perf_counter()
     main(["--preset", preset, *extra, "--time_budget_minutes", f"{budget_s / 60:.6g}", "--seed", str(seed),
           "--output_dir", str(out), "--logger", "none", "--checkpointing_steps", "1000000000", "--no-save_gif",
-          "--cpu_threads", str(torch.get_num_threads()), "--n_feat", str(args.n_feat)])
+          "--cpu_threads", str(torch.get_num_threads()), *(["--n_feat", str(args.n_feat)] if args.n_feat else [])])
     state = json.loads((out / "trainer_state.json").read_text())
+    width = json.loads((out / "training_config.json").read_text())["hyperparameters"]["n_feat"]
     rates = [row["img_per_s"] for row in state["log_history"][1:]] or [0.0]
     record = {"steps": state["global_step"], "img_per_s": statistics.median(rates),
               "seconds_with_final_save": time.perf_counter() - start, "planned_steps": state["plan"]["total_steps"],
               "stopped_by_budget_at": state["stopped_by_budget_at"],
               "first_planned_steps": state["plan"].get("initial_total_steps"),
-              "replanned_at": state["plan"].get("replanned_at")}
+              "replanned_at": state["plan"].get("replanned_at"), "n_feat": width}
     return load_unet(out), record
 
 
@@ -277,12 +281,22 @@ def plot(results: dict, path: Path, title: str, floor: dict | None = None) -> No
     plt.close(fig)
 
 
+def last_json_line(path: Path) -> dict:
+    """The JSON object on the last line of a benchmark's output file, or one error naming the file."""
+    import json
+
+    lines = path.read_text().strip().splitlines() if path.is_file() else []
+    try:
+        return json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError):
+        raise SystemExit(f"error: {path} does not end with a benchmark's JSON line (missing, empty, or a run still "
+                         "going or cut short?): pass the finished output of time_to_quality.py or ablation.py") from None
+
+
 def join_runs(paths: list[str]) -> tuple[list[dict], dict]:
     """The outputs at `paths` (files whose last line is this script's or `ablation.py`'s JSON) and their `runs` joined
     per (contender, budget); refuses outputs of different setups and a (contender, budget, seed) given twice."""
-    import json
-
-    parts = [json.loads(Path(path).read_text().strip().splitlines()[-1]) for path in paths]
+    parts = [last_json_line(Path(path)) for path in paths]
     for part, path in zip(parts, paths):
         if "runs" not in part:
             raise SystemExit(f"error: {path} has no per-run records ('runs'); it was written before --merge existed or "
@@ -349,7 +363,8 @@ def add_shared_arguments(parser) -> None:
     parser.add_argument("--eval_batch_size", type=int, default=250)
     parser.add_argument("--eval_seeds", "--eval_seed", dest="eval_seeds", type=int, nargs="+", default=[0],
                         help="score each model at these evaluation seeds and report the mean (grids: the first)")
-    parser.add_argument("--n_feat", type=int, default=64)
+    parser.add_argument("--n_feat", type=int, default=None,
+                        help="one ContextUnet width for every contender (default: each its own, see above)")
     parser.add_argument("--grids_dir", default=None, help="a sample grid of every contender (or variant) after its "
                         "first seed's run at the largest budget, and a real grid")
 

@@ -12,7 +12,8 @@
 (d) readme: the README's own command, end to end in its own process, `accelerate launch examples/train.py --preset
     sprites_context_fast --train_data_dir DATA --time_budget_minutes M`; its images/s is the median of the run's
     own log (`trainer_state.json`), its threads what the run chose. It is not interleaved with (a)-(c), so its
-    ratio (`ratio_readme`) is the figure a user sees beside a course loop measured moments before.
+    ratio (`ratio_readme`) is the figure a user sees beside a course loop measured moments before. It trains the
+    preset's own model, ContextUnet n_feat 32 (rows (a)-(c): n_feat 64, `--n_feat`), so it counts the width too.
 
 The variants run interleaved in rounds (a, b, c, a, b, c, ...) after an untimed warm-up each, so load
 from other processes hits all of them alike; the ratios are totals over all rounds. The model is the
@@ -187,8 +188,9 @@ def readme_command(data: str, minutes: float, workdir: str, extra: list[str]) ->
         raise SystemExit(f"error: the README command failed:\n{done.stderr[-3000:]}")
     state = json.loads((out / "trainer_state.json").read_text())
     rates = [row["img_per_s"] for row in state["log_history"][1:]] or [row["img_per_s"] for row in state["log_history"]]
+    width = json.loads((out / "training_config.json").read_text())["hyperparameters"]["n_feat"]
     return {"img_per_s": statistics.median(rates), "steps": state["global_step"], "cpu_threads": state["cpu_threads"],
-            "command": " ".join(["accelerate launch examples/train.py", *command[4:]])}
+            "n_feat": width, "command": " ".join(["accelerate launch examples/train.py", *command[4:]])}
 
 
 def main(argv=None) -> dict:

@@ -37,7 +37,7 @@ def test_train_throughput_smoke(tmp_path):
     if CRAWL.exists():  # the README's command, run end to end under accelerate launch
         readme = result["readme"]
         assert readme["command"].startswith("accelerate launch examples/train.py --preset sprites_context_fast")
-        assert readme["steps"] >= 1 and readme["img_per_s"] > 0
+        assert readme["steps"] >= 1 and readme["img_per_s"] > 0 and readme["n_feat"] == 8  # the smoke width, passed on
         assert "usable cores" in readme["cpu_threads"]["reason"]  # accelerate's OMP_NUM_THREADS=1 was not taken
 
 
@@ -58,6 +58,7 @@ def test_time_to_quality_smoke(tmp_path):
         assert cell["n_seeds"] == 2 and len(cell["fid"]["values"]) == 2 and cell["fid"]["std"] >= 0
         assert cell["fid"]["mean"] == pytest.approx(sum(cell["fid"]["values"]) / 2)
         assert all(steps >= 1 for steps in cell["steps"]) and cell["fid_eval_seed_std"] >= 0
+    assert {r["train"]["n_feat"] for by_budget in result["runs"].values() for r in by_budget["0.25"]} == {8}
     for record in (r for by_budget in result["runs"].values() for r in by_budget["0.25"]):
         # each model scored at both evaluation seeds (other samples: other scores), its score their mean
         by_seed = record["scores_by_eval_seed"]
@@ -99,19 +100,28 @@ def test_time_to_quality_smoke(tmp_path):
     old = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "time_to_quality.py"), "--merge",
                           str(tmp_path / "old.json"), str(halves[0])], capture_output=True, text=True)
     assert old.returncode != 0 and "no per-run records" in old.stderr
+    (tmp_path / "running.json").write_text("a run's log, its JSON line not written yet\n")
+    running = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "time_to_quality.py"), "--merge",
+                              str(tmp_path / "running.json"), str(halves[0])], capture_output=True, text=True)
+    assert running.returncode != 0 and "running.json does not end with a benchmark's JSON line" in running.stderr
 
 
 def test_ablation_smoke(tmp_path):
     result = run_benchmark("ablation.py", *DATA, "--conditional", "--levers", "best", "min_snr", "lr_schedule", "ema",
-                           "flips", tmp_path=tmp_path)
+                           "flips", "narrow", "--grids_dir", str(tmp_path / "grids"), tmp_path=tmp_path)
     assert RUNTIME_KEYS | {"results", "runs", "table", "levers"} <= set(result)
-    assert set(result["table"]) == {"best", "without_min_snr", "without_lr_schedule", "with_ema", "with_flips"}
+    variants = {"best", "without_min_snr", "without_lr_schedule", "with_ema", "with_flips", "without_narrow"}
+    assert set(result["table"]) == variants
+    assert sorted(p.name for p in (tmp_path / "grids").iterdir()) == sorted(f"{v}.png" for v in variants | {"real"})
     # each variant trained with its lever set back to the faithful preset's value, or (a lever the recipe leaves out)
     # added, read from the run's own config
     (ema_run,) = result["runs"]["with_ema"]["0.25"]
     assert ema_run["train"]["lever_values"] == {"use_ema": True, "ema_max_decay": 0.999, "ema_power": 0.75}
     (flip_run,) = result["runs"]["with_flips"]["0.25"]
     assert flip_run["train"]["lever_values"] == {"random_flip": True}
+    (wide_run,) = result["runs"]["without_narrow"]["0.25"]  # the width reaches the run past the benchmark's own flag
+    assert wide_run["train"]["lever_values"] == {"n_feat": 64} and wide_run["train"]["n_feat"] == 64
+    assert result["n_feat"] == 8 and result["runs"]["best"]["0.25"][0]["train"]["n_feat"] == 8
     (snr_run,) = result["runs"]["without_min_snr"]["0.25"]
     assert snr_run["train"]["lever_values"] == {"snr_gamma": None}
     (lr_run,) = result["runs"]["without_lr_schedule"]["0.25"]
