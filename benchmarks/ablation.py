@@ -18,9 +18,10 @@ setup, checked). The levers:
                         measured as with_small_batch while the recipe still had batches of 100)
     flips               no augmentation -> each image flipped left-right with probability 1/2, drawn per batch
                         by the seeded, resumable batcher (with_flips)
-    narrow              ContextUnet n_feat 32 -> the course's 64: four times the weights and about three times the
-                        work per image, so fewer steps in the same minutes (without_narrow; measured as with_narrow,
-                        n_feat 64 -> 32, while the recipe still had the course's width)
+    narrow              ContextUnet n_feat 32 -> the course's 64: four times the weights (1.48 M against 0.37 M) and
+                        2.4 times the time per image in the recipe's runs on an AVX2 CPU, so fewer steps in the same
+                        minutes (without_narrow; measured as with_narrow, n_feat 64 -> 32, while the recipe still had
+                        the course's width)
 
 Output: the last line is JSON: `results[variant][budget]` as `time_to_quality.py` writes it, every run's record
 (`runs`), and `table`: per variant the FID / KID (/ class accuracy) mean and std, the steps, and the FID change

@@ -10,8 +10,8 @@
 
 Every run's budget counts from the start of its training call (data and model set-up included) to its last
 step; the final save and the evaluation come after. All contenders use the same threads (`--threads`, default: the
-usable cores), data and seeds, each its own model width (ContextUnet n_feat 64 for (a) and (b), the recipe's 32 for
-(c); `--n_feat` gives all three one width), and are scored by
+usable cores), data and seeds, each its own model width (ContextUnet n_feat 64 for (a) and (b), the recipe preset's
+own for (c): 32 with labels, 64 without; `--n_feat` gives all three one width), and are scored by
 `hf_sprites.evaluation.evaluate` with the same sampler (DDIM 25), sample count (500), evaluation seeds
 (`--eval_seeds`, default 0; with several, each model's scores are their means, and each seed's own scores stay in its
 run's record) and, for `--conditional`, guidance scale and labels (FID and KID ask for the classes in the training

@@ -324,7 +324,8 @@ def replan_budget(run: Run) -> None:
         torch.cuda.synchronize()  # the host runs ahead of the GPU between logging steps: time finished steps only
     now, (started, first_step) = time.monotonic(), run.loop_clock
     if run.accelerator.is_main_process:
-        previews = sum(first_step < step <= run.global_step for step in before.preview_steps) * before.preview_s
+        # previews written since then (one due at this very step comes after the re-plan)
+        previews = sum(first_step <= step < run.global_step for step in before.preview_steps) * before.preview_s
         step_s = max(1e-6, now - started - previews) / max(1, run.global_step - first_step)
         plan[0] = replan(before, done_steps=run.global_step, elapsed_s=now - run.started, step_s=step_s)
     broadcast_object_list(plan)
