@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,8 @@ from hf_sprites.training import main, parse_train_args
 from hf_sprites.training.builders import (adopt_plan, build_lr_scheduler, build_optimizer, build_run, load_source,
                                          make_accelerator)
 from hf_sprites.training.config import TrainConfigError
-from hf_sprites.training.loop import PREVIEW_PROBE_STEPS, measure_preview_seconds, measure_step_seconds
+from hf_sprites.training.loop import (PREVIEW_PROBE_STEPS, measure_preview_seconds, measure_step_seconds,
+                                      replan_budget)
 from hf_sprites.training.plan import (MIN_STEPS_TO_REPLAN, OMP_WAIT_REASON_VAR, PREVIEW_SHARE, REPLAN_SHARE,
                                       SECOND_REPLAN_SHARE, choose_cpu_threads, describe_omp_wait_policy,
                                       evenly_spaced, plan_for_budget, plan_for_length, replan, resolve_mixed_precision,
@@ -249,6 +251,29 @@ def test_a_replanned_run_follows_the_new_lr_schedule_and_ema_cap_from_where_it_i
     for _ in range(later.total_steps - first.replan_step):
         run.lr_scheduler.step()
     assert run.optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)  # decayed at the new end
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\(\)` before:UserWarning")
+def test_each_replan_times_the_steps_since_the_last_one_leaving_out_the_previews(sprite_arrays, tmp_path):
+    cfg = parse_train_args([*TINY, "--train_data_dir", str(sprite_arrays), "--output_dir", str(tmp_path / "o"),
+                            "--time_budget_minutes", "10"])
+    accelerator = make_accelerator(cfg)
+    source = load_source(cfg)
+    first = plan_for_budget(budget_s=600, elapsed_s=0, step_s=0.5, preview_s=4.0, steps_per_epoch=7)
+    run = build_run(cfg, accelerator, source, make_batches(cfg, source, accelerator, 3), 3, plan=first)
+    now = time.monotonic()  # the loop ran its first tenth in 50 s (no preview yet), 60 s after the run's start
+    run.started, run.global_step, run.loop_clock = now - 60.0, first.replan_step, (now - 50.0, 0)
+    replan_budget(run)
+    assert run.plan.step_s == pytest.approx(50.0 / first.replan_step, rel=1e-3)
+    assert run.loop_clock[1] == first.replan_step and run.plan.replanned_again_at is None
+    second = run.plan.replan_step  # 40 % in: the steps since the first re-plan took 100 s, a 4-second preview included
+    assert sum(first.replan_step <= step < second for step in run.plan.preview_steps) == 1
+    now = time.monotonic()
+    run.started, run.global_step, run.loop_clock = now - 160.0, second, (now - 100.0, first.replan_step)
+    replan_budget(run)
+    assert run.plan.step_s == pytest.approx((100.0 - 4.0) / (second - first.replan_step), rel=1e-3)
+    assert (run.plan.replanned_at, run.plan.replanned_again_at, run.plan.replan_step) == (first.replan_step, second,
+                                                                                          None)
 
 
 def test_a_preview_is_priced_from_a_few_denoising_steps_not_a_whole_grid(sprite_arrays, tmp_path):
