@@ -32,7 +32,7 @@ from hf_sprites.atomic import is_leftover
 from hf_sprites.data import build_transform, choose_channels, load_images, to_tensors
 from hf_sprites.training import TrainConfigError, main, parse_train_args
 from hf_sprites.training.folder import LOCK_FILE
-from hf_sprites.training.loop import TrainingDiverged
+from hf_sprites.training.health import TrainingDiverged
 from hf_sprites.training.output import STATE_FILE, list_checkpoints
 
 REPO = Path(__file__).resolve().parents[1]
@@ -314,7 +314,7 @@ def test_one_bad_batch_stops_the_run_or_is_skipped_with_max_bad_steps(sprites, t
 
     monkeypatch.undo()
     poison_batch(monkeypatch, 3)
-    caplog.set_level(logging.WARNING, logger="hf_sprites.training.loop")
+    caplog.set_level(logging.WARNING, logger="hf_sprites.training.health")
     out = tmp_path / "skipped"
     main(args_for(out, sprites, "--max_bad_steps", "1"))
     assert "Step 3: NaN or infinite gradients; skipped this update (1 of --max_bad_steps 1)" in caplog.text

@@ -3,11 +3,11 @@
 Read in this order (the order of diffusers' `train_unconditional.py`): `config.py` (the `TrainConfig` dataclass
 is the command line, `presets/*.yaml`, every rule on the settings), `builders.py` (accelerator, data, model,
 scheduler, optimizer, LR schedule, EMA), `step.py` (loss, context dropout, the per-batch update), `loop.py` (the
-run: checks, resume, the loop, the time budget, logging, divergence) and `output.py` (checkpoints, previews,
+run: checks, resume, the loop, the time budget, logging) and `output.py` (checkpoints, previews,
 trackers, the pipeline folder, card, push). Beside them: `plan.py` (what a run does with its machine: CPU threads,
 precision and the steps that fit a time budget), `folder.py` (the output folder one run owns at a time: its lock and
-what a run may write over) and `memory.py` (whether the run fits the machine's memory, checked before the model is
-built).
+what a run may write over), `memory.py` (whether the run fits the machine's memory, checked before the model is
+built) and `health.py` (divergence: a NaN or infinite loss or weight stops the run before a save).
 The data and its batching live in `hf_sprites.data`.
 
 Example:

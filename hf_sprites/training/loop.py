@@ -4,7 +4,7 @@ Order of work (`train`): check every setting (`config.check_config`), take the o
 it (`folder.own_output_dir`, `folder.check_outputs`), load the data and check it against the settings
 (`config.check_data`), check that the run fits in memory (`memory.check_memory`), build the run
 (`builders.build_run`), and only then write anything. All processes run the same loop; only the main process writes
-previews, the pipeline folder and the card, and pushes. Non-finite losses and weights stop the run (`Health`, the last section).
+previews, the pipeline folder and the card, and pushes. Non-finite losses and weights stop the run (`health.Health`).
 
 Example:
     >>> from hf_sprites.training.loop import Meter
@@ -18,7 +18,6 @@ Example:
 from __future__ import annotations
 
 import copy
-import itertools
 import time
 from pathlib import Path
 from typing import Optional
@@ -32,14 +31,15 @@ from hf_sprites.atomic import atomic_write_text
 from hf_sprites.data import make_batches
 
 from .builders import Run, adopt_plan, build_run, image_channels, load_source, make_accelerator
-from .config import check_config, check_data, label_mode
+from .config import check_config, check_data
 from .folder import check_outputs, own_output_dir, prepare_folder
+from .health import Health
 from .memory import check_memory
-from .output import (PROJECT_NAME, STATE_FILE, ema_weights, list_checkpoints, find_checkpoint, init_kwargs,
+from .output import (PROJECT_NAME, STATE_FILE, ema_weights, find_checkpoint, init_kwargs,
                      load_checkpoint, push, save_checkpoint, save_pipeline, tracker_names, training_run, write_card,
                      write_trainer_state)
 from .plan import RunPlan, plan_for_budget, replan, use_cpu_threads
-from .step import SkipNonFinite, train_batch
+from .step import train_batch
 
 logger = get_logger(__name__)
 
@@ -384,86 +384,3 @@ def train_in_own_folder(cfg, accelerator, *, started: float, threads=None) -> Pa
     resume(run)
     train_loop(run)
     return finish(run, token)
-
-
-# --- divergence: non-finite losses, weights and statistics stop the run before a save ---------------------------------
-
-
-# Divergence: a NaN or infinite loss, gradient, weight or BatchNorm statistic stops the run before it is saved.
-#
-# The hot loop adds no host sync. `Health.watch` records on the device the first optimizer step whose loss was not
-# finite; that record is read where the loop syncs anyway (the logging step) and before every save, where the
-# weights, buffers (BatchNorm running statistics) and EMA weights are checked too (`Health.check`). A failed check
-# raises `TrainingDiverged`, naming the step and the likely cause; the last checkpoint saved stays the latest.
-#
-# With `--max_bad_steps N` the loop instead checks every optimizer step's gradients (one host sync per step,
-# `hf_sprites.training.step.SkipNonFinite`), skips a bad step (its update and its BatchNorm statistics) and logs it, and
-# stops only after more than N such steps.
-
-
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss, gradients or weights of a run stopped being finite numbers; the message names the step and fix."""
-
-
-def non_finite_tensors(module: torch.nn.Module, extra: Optional[dict] = None) -> list[str]:
-    """Names of the floating-point parameters and buffers of `module` (and of `extra`) holding NaN or inf."""
-    named = itertools.chain(module.named_parameters(), module.named_buffers(), (extra or {}).items())
-    named = [(name, tensor) for name, tensor in named if tensor.is_floating_point()]
-    if not named:
-        return []
-    bad = torch.stack([~torch.isfinite(tensor).all() for _, tensor in named]).tolist()  # one host sync
-    return [name for (name, _), flag in zip(named, bad) if flag]
-
-
-class Health:
-    """The divergence checks of one run (see the module docstring)."""
-
-    def __init__(self, cfg, device):
-        self.cfg = cfg
-        self.first_bad_step = torch.full((1,), -1, dtype=torch.long, device=device)
-        self.skipped = 0
-        self.skipper = SkipNonFinite() if cfg.max_bad_steps > 0 else None
-
-    def watch(self, loss: torch.Tensor, step: int) -> None:
-        """Remember `step` if `loss` is not finite and no earlier step was (on the device: no host sync)."""
-        newly_bad = (self.first_bad_step < 0) & ~torch.isfinite(loss)
-        self.first_bad_step = torch.where(newly_bad, step, self.first_bad_step)
-
-    def check(self, run, *, before: Optional[str] = None, all_processes: bool = True) -> None:
-        """Raise `TrainingDiverged` if a watched loss was not finite, or (`before` a save: what is saved) if a weight,
-        buffer or EMA weight is not. `all_processes`: called on every process (it then gathers their records)."""
-        record = run.accelerator.gather(self.first_bad_step) if all_processes else self.first_bad_step
-        bad_steps = [step for step in record.tolist() if step >= 0]
-        if bad_steps:
-            raise self.diverged(run, min(bad_steps), "the loss became NaN or infinite", before)
-        if before is None:
-            return
-        ema = {f"ema.{i}": p for i, p in enumerate(run.ema.shadow_params)} if run.ema is not None else None
-        bad = non_finite_tensors(run.unet, ema)
-        if bad:
-            shown = ", ".join(bad[:4]) + (f" and {len(bad) - 4} more" if len(bad) > 4 else "")
-            raise self.diverged(run, run.global_step, f"the weights hold NaN or infinite values ({shown})", before)
-
-    def skip(self, run) -> None:
-        """Count and log one skipped bad step (--max_bad_steps); raise `TrainingDiverged` past the bound."""
-        self.skipped += 1
-        step = run.global_step + 1
-        if self.skipped > self.cfg.max_bad_steps:
-            raise self.diverged(run, step, f"more than --max_bad_steps {self.cfg.max_bad_steps} optimizer steps had "
-                                           "NaN or infinite gradients", None)
-        logger.warning("Step %d: NaN or infinite gradients; skipped this update (%d of --max_bad_steps %d).", step,
-                       self.skipped, self.cfg.max_bad_steps)
-
-    def diverged(self, run, step: int, what: str, before: Optional[str]) -> TrainingDiverged:
-        cfg = run.cfg
-        causes = [f"--learning_rate {cfg.learning_rate:g} is probably too high for this model (try 10x lower)"]
-        if cfg.mixed_precision == "fp16":
-            causes.append("fp16 overflows easily (try --mixed_precision bf16 or no)")
-        latest = list_checkpoints(run.output_dir)
-        kept = f"the latest good checkpoint is {latest[-1]}" if latest else "no checkpoint of this run was kept"
-        stopped = f"before saving {before}" if before else "at the logging step"
-        return TrainingDiverged(
-            f"Training diverged at step {step}: {what}. The run stopped {stopped}; nothing non-finite was saved and "
-            f"{kept}. Likely cause: {'; '.join(causes)}. To skip a few bad batches instead, pass --max_bad_steps N.")
