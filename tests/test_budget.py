@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from diffusers import DDPMPipeline
+from tqdm.auto import tqdm
 
 from hf_sprites.data import make_batches
 from hf_sprites.pipelines import SpritePipeline
@@ -23,8 +24,9 @@ from hf_sprites.training import main, parse_train_args
 from hf_sprites.training.builders import (adopt_plan, build_lr_scheduler, build_optimizer, build_run, load_source,
                                          make_accelerator)
 from hf_sprites.training.config import TrainConfigError
-from hf_sprites.training.loop import (PREVIEW_PROBE_STEPS, measure_preview_seconds, measure_step_seconds,
-                                      replan_budget)
+from hf_sprites.training.health import Health
+from hf_sprites.training.loop import (PREVIEW_PROBE_STEPS, Meter, after_update, measure_preview_seconds,
+                                      measure_step_seconds, replan_budget)
 from hf_sprites.training.plan import (MIN_STEPS_TO_REPLAN, OMP_WAIT_REASON_VAR, PREVIEW_SHARE, REPLAN_SHARE,
                                       SECOND_REPLAN_SHARE, choose_cpu_threads, describe_omp_wait_policy,
                                       evenly_spaced, plan_for_budget, plan_for_length, replan, resolve_mixed_precision,
@@ -266,14 +268,33 @@ def test_each_replan_times_the_steps_since_the_last_one_leaving_out_the_previews
     replan_budget(run)
     assert run.plan.step_s == pytest.approx(50.0 / first.replan_step, rel=1e-3)
     assert run.loop_clock[1] == first.replan_step and run.plan.replanned_again_at is None
-    second = run.plan.replan_step  # 40 % in: the steps since the first re-plan took 100 s, a 4-second preview included
+    second = run.plan.replan_step  # 40 % in: the steps since the first re-plan took 100 s, a preview of 7 s included
     assert sum(first.replan_step <= step < second for step in run.plan.preview_steps) == 1
     now = time.monotonic()
     run.started, run.global_step, run.loop_clock = now - 160.0, second, (now - 100.0, first.replan_step)
+    run.preview_seconds = 7.0  # as long as the loop timed it, not the 4 s it was priced at
     replan_budget(run)
-    assert run.plan.step_s == pytest.approx((100.0 - 4.0) / (second - first.replan_step), rel=1e-3)
+    assert run.plan.step_s == pytest.approx((100.0 - 7.0) / (second - first.replan_step), rel=1e-3)
+    assert run.preview_seconds == 0.0  # the next window starts empty
     assert (run.plan.replanned_at, run.plan.replanned_again_at, run.plan.replan_step) == (first.replan_step, second,
                                                                                           None)
+
+
+def test_the_loop_times_each_preview_it_writes_for_the_next_replan(sprite_arrays, tmp_path, monkeypatch):
+    cfg = parse_train_args([*TINY, "--train_data_dir", str(sprite_arrays), "--output_dir", str(tmp_path / "o"),
+                            "--time_budget_minutes", "10"])
+    accelerator = make_accelerator(cfg)
+    source = load_source(cfg)
+    plan = plan_for_budget(budget_s=600, elapsed_s=0, step_s=0.5, preview_s=4.0, steps_per_epoch=7)
+    run = build_run(cfg, accelerator, source, make_batches(cfg, source, accelerator, 3), 3, plan=plan)
+    monkeypatch.setattr(run.previewer, "write", lambda *args, **kwargs: time.sleep(0.3))
+    run.health = Health(cfg, "cpu")
+    progress = tqdm(total=run.max_train_steps, disable=True)
+    run.global_step = plan.preview_steps[0] - 2  # a step without a preview, then the preview's step
+    after_update(run, Meter("cpu"), progress)
+    assert run.preview_seconds == 0.0
+    after_update(run, Meter("cpu"), progress)
+    assert run.global_step == plan.preview_steps[0] and run.preview_seconds >= 0.3
 
 
 def test_a_preview_is_priced_from_a_few_denoising_steps_not_a_whole_grid(sprite_arrays, tmp_path):

@@ -246,6 +246,7 @@ class Run:
     stopped_at: Optional[int] = None  # the step where a spent time budget ended the run before its plan
     health: object = None  # the run's divergence checks (`health.Health`), made by the loop
     loop_clock: tuple = ()  # (time.monotonic(), global_step) when the loop began or last re-planned: its pace
+    preview_seconds: float = 0.0  # wall time of the previews written since then (measured, left out of the pace)
 
     @property
     def output_dir(self) -> Path:

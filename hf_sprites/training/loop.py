@@ -147,7 +147,9 @@ def after_update(run: Run, meter: Meter, progress) -> None:
     if cfg.checkpointing_steps and run.global_step % cfg.checkpointing_steps == 0:
         checkpoint(run)
     if run.global_step in run.plan.preview_steps and acc.is_main_process:
+        start = time.monotonic()
         run.previewer.write(acc, run.unet, ema=run.ema, step=run.global_step)
+        run.preview_seconds += time.monotonic() - start
 
 
 def end_of_epoch(run: Run, epoch: int) -> None:
@@ -179,7 +181,7 @@ def train_loop(run: Run) -> None:
     meter = Meter(acc.device)
     run.health = run.health or Health(cfg, acc.device)
     run.model.train()
-    run.loop_clock = (time.monotonic(), run.global_step)
+    run.loop_clock, run.preview_seconds = (time.monotonic(), run.global_step), 0.0
     while run.global_step < run.max_train_steps:
         epoch = run.batches.epoch
         for images, labels in run.batches:
@@ -317,20 +319,19 @@ def plan_budget(run: Run) -> RunPlan:
 
 def replan_budget(run: Run) -> None:
     """Plan the rest of a budgeted run again (`plan.replan`) from the pace of the steps this loop has run since it
-    started or last re-planned, their logging and checkpoints included and their previews (priced apart) left out;
+    started or last re-planned, their logging and checkpoints included and their previews (timed as written) left out;
     every process follows the main process's plan."""
     plan, before = [None], run.plan
     if run.accelerator.device.type == "cuda":
         torch.cuda.synchronize()  # the host runs ahead of the GPU between logging steps: time finished steps only
     now, (started, first_step) = time.monotonic(), run.loop_clock
     if run.accelerator.is_main_process:
-        # previews written since then (one due at this very step comes after the re-plan)
-        previews = sum(first_step <= step < run.global_step for step in before.preview_steps) * before.preview_s
-        step_s = max(1e-6, now - started - previews) / max(1, run.global_step - first_step)
+        # the previews written since then, as long as they took (one due at this very step comes after the re-plan)
+        step_s = max(1e-6, now - started - run.preview_seconds) / max(1, run.global_step - first_step)
         plan[0] = replan(before, done_steps=run.global_step, elapsed_s=now - run.started, step_s=step_s)
     broadcast_object_list(plan)
     adopt_plan(run, plan[0])
-    run.loop_clock = (now, run.global_step)  # a later re-plan times the steps from here
+    run.loop_clock, run.preview_seconds = (now, run.global_step), 0.0  # a later re-plan times the steps from here
     again = f"; it plans again after step {run.plan.replan_step}" if run.plan.replan_step else ""
     logger.info(f"Re-planned at step {run.global_step}: its steps since step {first_step} took {run.plan.step_s:.3f} s "
                 f"each (planned from: {before.step_s:.3f} s), so {run.plan.total_steps} steps in all instead of "
