@@ -255,14 +255,20 @@ def test_a_replanned_run_follows_the_new_lr_schedule_and_ema_cap_from_where_it_i
     assert run.optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)  # decayed at the new end
 
 
-@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\(\)` before:UserWarning")
-def test_each_replan_times_the_steps_since_the_last_one_leaving_out_the_previews(sprite_arrays, tmp_path):
+def ten_minute_run(sprite_arrays, tmp_path):
+    """A tiny 10-minute budgeted run, planned from 0.5 s steps and 4 s previews (not measured), before its loop."""
     cfg = parse_train_args([*TINY, "--train_data_dir", str(sprite_arrays), "--output_dir", str(tmp_path / "o"),
                             "--time_budget_minutes", "10"])
     accelerator = make_accelerator(cfg)
     source = load_source(cfg)
-    first = plan_for_budget(budget_s=600, elapsed_s=0, step_s=0.5, preview_s=4.0, steps_per_epoch=7)
-    run = build_run(cfg, accelerator, source, make_batches(cfg, source, accelerator, 3), 3, plan=first)
+    plan = plan_for_budget(budget_s=600, elapsed_s=0, step_s=0.5, preview_s=4.0, steps_per_epoch=7)
+    return build_run(cfg, accelerator, source, make_batches(cfg, source, accelerator, 3), 3, plan=plan)
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\(\)` before:UserWarning")
+def test_each_replan_times_the_steps_since_the_last_one_leaving_out_the_previews(sprite_arrays, tmp_path):
+    run = ten_minute_run(sprite_arrays, tmp_path)
+    first = run.plan
     now = time.monotonic()  # the loop ran its first tenth in 50 s (no preview yet), 60 s after the run's start
     run.started, run.global_step, run.loop_clock = now - 60.0, first.replan_step, (now - 50.0, 0)
     replan_budget(run)
@@ -281,14 +287,10 @@ def test_each_replan_times_the_steps_since_the_last_one_leaving_out_the_previews
 
 
 def test_the_loop_times_each_preview_it_writes_for_the_next_replan(sprite_arrays, tmp_path, monkeypatch):
-    cfg = parse_train_args([*TINY, "--train_data_dir", str(sprite_arrays), "--output_dir", str(tmp_path / "o"),
-                            "--time_budget_minutes", "10"])
-    accelerator = make_accelerator(cfg)
-    source = load_source(cfg)
-    plan = plan_for_budget(budget_s=600, elapsed_s=0, step_s=0.5, preview_s=4.0, steps_per_epoch=7)
-    run = build_run(cfg, accelerator, source, make_batches(cfg, source, accelerator, 3), 3, plan=plan)
+    run = ten_minute_run(sprite_arrays, tmp_path)
+    plan = run.plan
     monkeypatch.setattr(run.previewer, "write", lambda *args, **kwargs: time.sleep(0.3))
-    run.health = Health(cfg, "cpu")
+    run.health = Health(run.cfg, "cpu")
     progress = tqdm(total=run.max_train_steps, disable=True)
     run.global_step = plan.preview_steps[0] - 2  # a step without a preview, then the preview's step
     after_update(run, Meter("cpu"), progress)
