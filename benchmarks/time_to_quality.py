@@ -282,15 +282,18 @@ def plot(results: dict, path: Path, title: str, floor: dict | None = None) -> No
 
 
 def last_json_line(path: Path) -> dict:
-    """The JSON object on the last line of a benchmark's output file, or one error naming the file."""
+    """The JSON object on the last line of a benchmark's output file (or the whole file, where a result was saved
+    indented, as some in `benchmarks/results/` are), or one error naming the file."""
     import json
 
-    lines = path.read_text().strip().splitlines() if path.is_file() else []
-    try:
-        return json.loads(lines[-1])
-    except (IndexError, json.JSONDecodeError):
-        raise SystemExit(f"error: {path} does not end with a benchmark's JSON line (missing, empty, or a run still "
-                         "going or cut short?): pass the finished output of time_to_quality.py or ablation.py") from None
+    text = path.read_text().strip() if path.is_file() else ""
+    for candidate in (text.splitlines()[-1:] or [""])[0], text:
+        try:
+            return json.loads(candidate)
+        except json.JSONDecodeError:
+            continue
+    raise SystemExit(f"error: {path} does not end with a benchmark's JSON line (missing, empty, or a run still "
+                     "going or cut short?): pass the finished output of time_to_quality.py or ablation.py")
 
 
 def join_runs(paths: list[str]) -> tuple[list[dict], dict]:

@@ -137,6 +137,9 @@ def test_ablation_smoke(tmp_path):
     lane.write_text(json.dumps(result) + "\n")
     merged = run_benchmark("ablation.py", "--merge", str(lane), "--budget", "0.25", tmp_path=tmp_path)
     assert merged["table"] == table
+    indented = tmp_path / "indented.json"  # a result saved indented, as some in benchmarks/results/ are
+    indented.write_text(json.dumps(result, indent=1) + "\n")
+    assert run_benchmark("ablation.py", "--merge", str(indented), "--budget", "0.25", tmp_path=tmp_path)["table"] == table
     other = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ablation.py"), "--merge", str(lane), "--budget",
                             "10"], capture_output=True, text=True)
     assert other.returncode != 0 and "at 10 min" in other.stderr
