@@ -287,7 +287,7 @@ def last_json_line(path: Path) -> dict:
     import json
 
     text = path.read_text().strip() if path.is_file() else ""
-    for candidate in (text.splitlines()[-1:] or [""])[0], text:
+    for candidate in text.rsplit("\n", 1)[-1], text:  # the last line, then the whole file
         try:
             return json.loads(candidate)
         except json.JSONDecodeError:
