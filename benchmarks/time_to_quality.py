@@ -159,6 +159,13 @@ def sprite_pipeline(unet, num_steps: int):
     return SpritePipeline(unet=clean.eval(), scheduler=SpriteScheduler(num_train_timesteps=num_steps))
 
 
+def keep_model(args, pipe, name: str, budget: float, seed: int) -> None:
+    """With --save_models_dir: save the model just scored as a pipeline folder that `hf-sprites evaluate` and
+    `from_pretrained` load."""
+    if args.save_models_dir:
+        pipe.save_pretrained(Path(args.save_models_dir) / f"{name}-{budget:g}min-seed{seed}")
+
+
 def score(args, pipe, reference) -> tuple[dict, dict]:
     """The scores of one model at each evaluation seed (`--eval_seeds`), and their means over those seeds: the samples
     (and the KID subsets) each seed draws move one model's FID by about half as much as the training seed does
@@ -370,6 +377,9 @@ def add_shared_arguments(parser) -> None:
                         help="one ContextUnet width for every contender (default: each its own, see above)")
     parser.add_argument("--grids_dir", default=None, help="a sample grid of every contender (or variant) after its "
                         "first seed's run at the largest budget, and a real grid")
+    parser.add_argument("--save_models_dir", default=None, help="keep every trained model here as a pipeline folder "
+                        "(NAME-BUDGETmin-seedSEED), to score again later with `hf-sprites evaluate` (other guidance, "
+                        "sampler or evaluation seeds) without training again")
 
 
 def prepare(args) -> tuple[list[str], object, tuple, str | None, list[int]]:
@@ -430,6 +440,7 @@ def main(argv=None) -> dict:
                                                      Path(workdir), extra)
                     pipe = sprite_pipeline(unet, base_cfg.ddpm_num_steps)
                     scores, by_eval_seed = score(args, pipe, reference)
+                    keep_model(args, pipe, name, budget, seed)
                     runs[name][budget].append({"seed": seed, "train": record, "scores": scores,
                                                "scores_by_eval_seed": by_eval_seed})
                     if args.grids_dir and budget == max(args.budgets) and seed == seeds[0]:

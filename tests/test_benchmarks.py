@@ -108,9 +108,11 @@ def test_time_to_quality_smoke(tmp_path):
 
 def test_ablation_smoke(tmp_path):
     result = run_benchmark("ablation.py", *DATA, "--conditional", "--levers", "best", "min_snr", "lr_schedule", "ema",
-                           "flips", "narrow", "--grids_dir", str(tmp_path / "grids"), tmp_path=tmp_path)
+                           "flips", "narrow", "higher_lr", "--grids_dir", str(tmp_path / "grids"),
+                           "--save_models_dir", str(tmp_path / "models"), tmp_path=tmp_path)
     assert RUNTIME_KEYS | {"results", "runs", "table", "levers"} <= set(result)
-    variants = {"best", "without_min_snr", "without_lr_schedule", "with_ema", "with_flips", "without_narrow"}
+    variants = {"best", "without_min_snr", "without_lr_schedule", "with_ema", "with_flips", "without_narrow",
+                "with_higher_lr"}
     assert set(result["table"]) == variants
     assert sorted(p.name for p in (tmp_path / "grids").iterdir()) == sorted(f"{v}.png" for v in variants | {"real"})
     # each variant trained with its lever set back to the faithful preset's value, or (a lever the recipe leaves out)
@@ -127,6 +129,16 @@ def test_ablation_smoke(tmp_path):
     (lr_run,) = result["runs"]["without_lr_schedule"]["0.25"]
     assert lr_run["train"]["lever_values"]["lr_scheduler"] == "course"
     assert lr_run["train"]["lever_values"]["learning_rate"] == pytest.approx(1e-3)
+    (high_lr_run,) = result["runs"]["with_higher_lr"]["0.25"]
+    assert high_lr_run["train"]["lever_values"] == {"learning_rate": pytest.approx(4e-3)}
+    # --save_models_dir keeps every scored model as a pipeline folder that loads again, each its own weights
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == sorted(f"{v}-0.25min-seed0" for v in variants)
+    from hf_sprites.pipelines import SpritePipeline
+
+    kept = {v: SpritePipeline.from_pretrained(tmp_path / "models" / f"{v}-0.25min-seed0")
+            for v in ("best", "without_narrow")}
+    assert kept["best"].unet.config.n_feat == 8 and kept["without_narrow"].unet.config.n_feat == 64
+    assert kept["best"].unet.config.n_cfeat == 5 or not CRAWL.exists()
     table = result["table"]
     assert table["without_min_snr"]["fid_change_vs_best"] == pytest.approx(
         table["without_min_snr"]["fid"]["mean"] - table["best"]["fid"]["mean"])
