@@ -52,8 +52,8 @@ import yaml
 
 from common import base_parser, emit
 from time_to_quality import (
-    PRESETS, add_shared_arguments, join_runs, keep_model, prepare, save_grid, save_real_grid, score, setup_record, sprite_pipeline,
-    summarise, train_package,
+    PRESETS, add_shared_arguments, join_runs, keep_model, prepare, save_grid, save_real_grid, score, setup_record,
+    sprite_pipeline, summarise, train_package,
 )
 
 # each lever: how its variant differs from the recipe ("without": a lever the recipe uses, set back to the faithful
@@ -131,7 +131,9 @@ def merge(args) -> dict:
         raise SystemExit(f"error: none of {args.merge} has runs of the recipe or a lever at {budget} min")
     results = {name: {b: summarise(r) for b, r in by_budget.items()} for name, by_budget in runs.items()}
     seeds = sorted({r["seed"] for by_budget in runs.values() for records in by_budget.values() for r in records})
+    levers = list(dict.fromkeys(lever for part in parts for lever in part.get("levers", [])))  # every lane's
     result = {**parts[0], "results": results, "runs": runs, "seeds": seeds, "budgets_min": [args.budget],
+              "levers": levers,
               "merged_from": [str(p) for p in args.merge], "table": table(results, budget)}
     emit(result)
     return result

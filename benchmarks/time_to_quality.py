@@ -161,9 +161,12 @@ def sprite_pipeline(unet, num_steps: int):
 
 def keep_model(args, pipe, name: str, budget: float, seed: int) -> None:
     """With --save_models_dir: save the model just scored as a pipeline folder that `hf-sprites evaluate` and
-    `from_pretrained` load."""
+    `from_pretrained` load; written beside its place and renamed into it, replacing a folder of the same name."""
+    from hf_sprites.atomic import atomic_folder
+
     if args.save_models_dir:
-        pipe.save_pretrained(Path(args.save_models_dir) / f"{name}-{budget:g}min-seed{seed}")
+        with atomic_folder(Path(args.save_models_dir) / f"{name}-{budget:g}min-seed{seed}") as staging:
+            pipe.save_pretrained(staging)
 
 
 def score(args, pipe, reference) -> tuple[dict, dict]:
@@ -379,7 +382,7 @@ def add_shared_arguments(parser) -> None:
                         "first seed's run at the largest budget, and a real grid")
     parser.add_argument("--save_models_dir", default=None, help="keep every trained model here as a pipeline folder "
                         "(NAME-BUDGETmin-seedSEED), to score again later with `hf-sprites evaluate` (other guidance, "
-                        "sampler or evaluation seeds) without training again")
+                        "sampler or evaluation seeds) without training again; a folder of the same name is replaced")
 
 
 def prepare(args) -> tuple[list[str], object, tuple, str | None, list[int]]:
@@ -388,6 +391,14 @@ def prepare(args) -> tuple[list[str], object, tuple, str | None, list[int]]:
     if args.smoke:
         args.num_samples, args.num_inference_steps, args.n_feat, args.eval_batch_size = 40, 2, 8, 40
     args.data = "embedded" if args.data == "embedded" else str(check_data_dir(args.data))
+    if args.save_models_dir:  # before any training: a model that cannot be kept should not cost a run
+        from hf_sprites.atomic import check_writable
+
+        try:
+            check_writable(args.save_models_dir)
+        except OSError as error:
+            raise SystemExit(f"error: --save_models_dir {args.save_models_dir} is not a folder this process can write "
+                             f"({error.strerror or error}); pass a writable folder (it is created if missing).")
     args.torch_device = setup(args)
     args.geometry = data_geometry(args.data)
     extra = data_flags(args.data, args.geometry) + (["--train_batch_size", "20", "--eval_batch_size", "10",

@@ -155,3 +155,23 @@ def test_ablation_smoke(tmp_path):
     other = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ablation.py"), "--merge", str(lane), "--budget",
                             "10"], capture_output=True, text=True)
     assert other.returncode != 0 and "at 10 min" in other.stderr
+    # lanes that ran different levers: the merged result lists every lane's levers, not only the first's
+    lanes = []
+    for i, names in enumerate((["best"], [v for v in result["runs"] if v != "best"])):
+        part = {**result, "runs": {v: result["runs"][v] for v in names},
+                "levers": [lever for lever in result["levers"] if (lever == "best") == (names == ["best"])]}
+        lanes.append(tmp_path / f"part{i}.json")
+        lanes[-1].write_text(json.dumps(part) + "\n")
+    joined = run_benchmark("ablation.py", "--merge", *map(str, lanes), "--budget", "0.25", tmp_path=tmp_path)
+    assert joined["table"] == table and sorted(joined["levers"]) == sorted(result["levers"])
+
+
+def test_save_models_dir_refused_before_training(tmp_path):
+    """A --save_models_dir that cannot be written fails at start, naming the flag, not after the runs."""
+    (tmp_path / "a_file").write_text("not a folder")
+    for script in ("ablation.py", "time_to_quality.py"):
+        done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--smoke", "--threads", "1", *DATA,
+                               "--save_models_dir", str(tmp_path / "a_file" / "models")],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert done.returncode != 0 and "--save_models_dir" in done.stderr and "writable folder" in done.stderr
+        assert "Time budget" not in done.stderr  # no training started
