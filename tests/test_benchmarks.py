@@ -131,7 +131,7 @@ def test_ablation_smoke(tmp_path):
     assert lr_run["train"]["lever_values"]["learning_rate"] == pytest.approx(1e-3)
     (high_lr_run,) = result["runs"]["with_higher_lr"]["0.25"]
     assert high_lr_run["train"]["lever_values"] == {"learning_rate": pytest.approx(4e-3)}
-    # --save_models_dir keeps every scored model as a pipeline folder that loads again, each its own weights
+    # --save_models_dir keeps every scored model as a pipeline folder that loads again, at the width it trained at
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == sorted(f"{v}-0.25min-seed0" for v in variants)
     from hf_sprites.pipelines import SpritePipeline
 
