@@ -1,5 +1,6 @@
 """Save -> from_pretrained round trips in a fresh interpreter, the no-argument call, the conditional pipeline."""
 
+import functools
 import json
 import subprocess
 import sys
@@ -127,6 +128,31 @@ def test_guidance_one_is_the_plain_conditional_call_and_guidance_uses_the_null_c
     uncond = unet(x, t, context=torch.zeros(2, 5)).sample
     x = scheduler.step(uncond + 3.0 * (cond - uncond), t, x, generator=g).prev_sample
     assert torch.allclose(guided, (x / 2 + 0.5).clamp(0, 1), atol=1e-5)
+
+
+def test_guidance_interval_guides_only_its_steps(sprite_pipe, monkeypatch):
+    calls = []  # the batch each model call sees: 2 images plain, 4 when guided (conditional + null context)
+    forward = sprite_pipe.unet.forward
+
+    @functools.wraps(forward)  # keeps the signature: the pipeline reads the `context` input from it
+    def counted(x, *args, **kwargs):
+        calls.append(len(x))
+        return forward(x, *args, **kwargs)
+
+    monkeypatch.setattr(sprite_pipe.unet, "forward", counted)
+    everywhere = run(sprite_pipe, class_labels=[1, 2], guidance_scale=3.0, num_inference_steps=10).images
+    assert calls == [4] * 10
+    calls.clear()
+    assert torch.equal(everywhere, run(sprite_pipe, class_labels=[1, 2], guidance_scale=3.0, num_inference_steps=10,
+                                       guidance_interval=(0.0, 1.0)).images)
+    calls.clear()
+    middle = run(sprite_pipe, class_labels=[1, 2], guidance_scale=3.0, num_inference_steps=10,
+                 guidance_interval=(0.2, 0.75)).images
+    assert calls == [2, 2] + [4] * 5 + [2] * 3  # steps int(0.2 * 10) = 2 to int(0.75 * 10) = 7, as diffusers' guiders
+    assert not torch.allclose(middle, everywhere)
+    for bad in [(0.5, 0.5), (-0.1, 1.0), (0.0, 1.5), 0.5, (0.1, 0.2, 0.3)]:
+        with pytest.raises(ValueError, match="guidance_interval must be"):
+            run(sprite_pipe, class_labels=[1], guidance_scale=3.0, guidance_interval=bad)
 
 
 def test_mixed_contexts_and_labels_agree_with_one_hot(sprite_pipe):

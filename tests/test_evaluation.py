@@ -250,6 +250,8 @@ def test_evaluate_errors_come_before_sampling(tmp_path):
         run_digits(digits_pipeline(), tmp_path, sampler="euler")
     with pytest.raises(ValueError, match="fid_labels must be one of"):
         run_digits(digits_pipeline(), tmp_path, fid_labels="uniform")
+    with pytest.raises(ValueError, match="guidance_interval must be"):
+        run_digits(digits_pipeline(), tmp_path, guidance_scale=2.0, guidance_interval=(0.8, 0.2))
 
 
 def test_inception_features_say_they_are_unavailable_offline(tmp_path, monkeypatch):
@@ -267,4 +269,9 @@ def test_cli_writes_the_json_for_a_saved_pipeline(tmp_path, capsys):
                    "--cache_dir", str(tmp_path / "cache"), "--output_file", str(out), "--device", "cpu"])
     saved = json.loads(out.read_text())
     assert saved["fid"] == result["fid"] and saved["num_samples"] == 20 and "class_accuracy" in saved
+    assert "guidance_interval" not in saved  # every step guided: nothing to record
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["fid"] == result["fid"]
+    interval = main([str(folder), "--num_samples", "20", "--num_inference_steps", "2", "--sampler", "ddim",
+                     "--feature_dim", "8", "--classifier_epochs", "1", "--kid_subsets", "3", "--guidance_scale", "3",
+                     "--guidance_interval", "0.5", "1", "--cache_dir", str(tmp_path / "cache"), "--device", "cpu"])
+    assert interval["guidance_interval"] == [0.5, 1.0] and interval["guidance_scale"] == 3.0

@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     sampling.add_argument("--num_inference_steps", type=int, default=None, help="default: ddpm all, ddim 25, dpm 20")
     sampling.add_argument("--sampler", default="ddpm", choices=["ddpm", "ddim", "dpm"])
     sampling.add_argument("--guidance_scale", type=float, default=1.0)
+    sampling.add_argument("--guidance_interval", type=float, nargs=2, default=[0.0, 1.0], metavar=("START", "STOP"),
+                          help="guide only the steps between these fractions of the sampling (default 0 1: all)")
     sampling.add_argument("--seed", type=int, default=0)
     sampling.add_argument("--batch_size", type=int, default=250)
     sampling.add_argument("--unconditional", action="store_true", help="sample without labels even if conditional")
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> dict:
         args.pipeline, reference=_reference(args), split=args.split, num_samples=args.num_samples,
         num_inference_steps=args.num_inference_steps, seed=args.seed, batch_size=args.batch_size,
         features=args.features, sampler=args.sampler, guidance_scale=args.guidance_scale,
-        conditional=False if args.unconditional else None, classifier_recipe=recipe, cache_dir=args.cache_dir,
+        guidance_interval=tuple(args.guidance_interval),        conditional=False if args.unconditional else None, classifier_recipe=recipe, cache_dir=args.cache_dir,
         kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size, max_reference=args.max_reference,
         interpolation=args.interpolation, background=tuple(args.background), image_column=args.image_column,
         class_column=args.class_column, device=args.device, fid_labels=args.fid_labels,

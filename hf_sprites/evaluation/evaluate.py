@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from ..pipelines.sprite_pipeline import check_guidance_interval
 from .accuracy import FID_LABEL_MIXES, balanced_class_labels, class_conditional_accuracy, reference_class_labels
 from .classifier_cache import load_or_train_domain_classifier
 from .domain_classifier import ClassifierRecipe, class_indices
@@ -152,6 +153,7 @@ def evaluate(
     features="domain",
     sampler: str = "ddpm",
     guidance_scale: float = 1.0,
+    guidance_interval: tuple[float, float] = (0.0, 1.0),
     conditional: bool | None = None,
     classifier_recipe: ClassifierRecipe | None = None,
     cache_dir: str | os.PathLike | None = None,
@@ -175,6 +177,8 @@ def evaluate(
         seed: seeds sampling (and, through the recipe, the classifier); same seed, same numbers.
         features: "domain" (offline), "inception" (needs torch-fidelity and its weights) or an extractor.
         sampler: "ddpm" (the pipeline's own scheduler), "ddim" or "dpm".
+        guidance_scale, guidance_interval: classifier-free guidance and the fractions of the steps it applies to
+            (see `SpritePipeline.__call__`).
         conditional: sample with class labels; default: True for SpritePipeline folders/objects. Class accuracy asks
             for every class equally often; FID and KID ask for classes as `fid_labels` says.
         fid_labels: "reference" (default): the FID/KID samples ask for the classes in the reference's own
@@ -191,6 +195,7 @@ def evaluate(
     """
     recipe = classifier_recipe or ClassifierRecipe()
     _check_arguments(num_samples, batch_size, features, recipe, fid_labels)
+    guidance_interval = check_guidance_interval(guidance_interval)
     if features == "inception":
         features = InceptionFeatures()  # fails here, before any sampling, when it is not available
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -208,14 +213,14 @@ def evaluate(
     if conditional and classifier is None:
         raise ValueError("Class-conditional accuracy needs the domain classifier: use features='domain' or conditional=False.")
     labels = balanced_class_labels(num_samples, classifier.config.num_classes) if conditional else None
-    samples = generate_samples(pipe, num_samples, batch_size, steps, seed, labels, guidance_scale)
+    samples = generate_samples(pipe, num_samples, batch_size, steps, seed, labels, guidance_scale, guidance_interval)
     fid_samples, fid_class_counts = samples, None
     if labels is not None and fid_labels == "reference":
         ref_classes = class_indices(ref_labels, len(ref_images))  # one-hot reference labels (course .npy) too
         fid_label_list = reference_class_labels(num_samples, torch.bincount(ref_classes, minlength=source.num_classes))
         fid_class_counts = torch.bincount(fid_label_list, minlength=source.num_classes).tolist()
         if not torch.equal(fid_label_list, labels):
-            fid_samples = generate_samples(pipe, num_samples, batch_size, steps, seed, fid_label_list, guidance_scale)
+            fid_samples = generate_samples(pipe, num_samples, batch_size, steps, seed, fid_label_list, guidance_scale, guidance_interval)
     result = compare_images(fid_samples, ref_images, extractor, kid_subsets, kid_subset_size, seed)
     if labels is not None:
         predicted = classifier.predict(samples)
@@ -225,6 +230,8 @@ def evaluate(
         feature_dim=extractor.feature_dim, reference=source.source, split=split, num_reference=len(ref_images),
         conditional=bool(labels is not None), guidance_scale=guidance_scale,
     )
+    if guidance_interval != (0.0, 1.0):
+        result["guidance_interval"] = list(guidance_interval)
     if labels is not None:
         result.update(fid_labels=fid_labels, fid_class_counts=fid_class_counts)
     if classifier is not None:

@@ -85,6 +85,7 @@ def generate_samples(
     seed: int,
     class_labels: torch.Tensor | None = None,
     guidance_scale: float = 1.0,
+    guidance_interval: tuple[float, float] = (0.0, 1.0),
 ) -> torch.Tensor:
     """`num_samples` images as float (N, C, H, W) in [-1, 1] on the CPU, deterministic for `seed`.
 
@@ -97,7 +98,7 @@ def generate_samples(
         count = min(batch_size, num_samples - start)
         labels = None if class_labels is None else class_labels[start : start + count]
         out = pipe(
-            batch_size=count, class_labels=labels, guidance_scale=guidance_scale,
+            batch_size=count, class_labels=labels, guidance_scale=guidance_scale, guidance_interval=guidance_interval,
             num_inference_steps=num_inference_steps, generator=generator, output_type="pt",
         ).images
         chunks.append(out.float().cpu() * 2 - 1)

@@ -154,6 +154,7 @@ class SpritePipeline(DiffusionPipeline):
         class_labels=None,
         context=None,
         guidance_scale: float = 1.0,
+        guidance_interval: tuple[float, float] = (0.0, 1.0),
         num_inference_steps: int | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         output_type: str = "pil",
@@ -166,6 +167,10 @@ class SpritePipeline(DiffusionPipeline):
             class_labels (`list[int]` or tensor, *optional*): One class per image (or one for all).
             context (`list[list[float]]` or tensor, *optional*): One context vector per image; mixtures allowed.
             guidance_scale (`float`, defaults to 1.0): Classifier-free guidance scale; 1.0 is the plain conditional call.
+            guidance_interval (`(float, float)`, defaults to `(0.0, 1.0)`): The fractions of the denoising steps
+                between which guidance applies, as `start`/`stop` of diffusers' guiders: step `i` of `n` is guided when
+                `int(start * n) <= i < int(stop * n)`, the others take the plain conditional call (one model call, not
+                two). `(0.0, 1.0)`: every step.
             num_inference_steps (`int`, *optional*): Defaults to the scheduler's number of training steps.
             generator (`torch.Generator`, *optional*): For reproducible sampling.
             output_type (`str`, defaults to `"pil"`): `"pil"`, `"np"` or `"pt"`.
@@ -177,6 +182,7 @@ class SpritePipeline(DiffusionPipeline):
         if num_inference_steps is not None and int(num_inference_steps) < 1:
             raise ValueError(f"num_inference_steps must be a positive integer, got {num_inference_steps!r}.")
         self.check_inputs(batch_size, class_labels, context, guidance_scale)
+        start, stop = check_guidance_interval(guidance_interval)
         device, dtype = self._execution_device, self.unet.dtype
         batch_size, cond = self.prepare_conditioning(batch_size, class_labels, context, device, dtype)
         size = self.unet.config.sample_size
@@ -185,8 +191,11 @@ class SpritePipeline(DiffusionPipeline):
 
         self.scheduler.set_timesteps(num_inference_steps or self.scheduler.config.num_train_timesteps, device=device)
         intermediates = [] if return_intermediates else None
-        for t in self.progress_bar(self.scheduler.timesteps):
-            model_output = self.predict(self.scheduler.scale_model_input(sample, t), t, cond, guidance_scale)
+        timesteps = self.scheduler.timesteps
+        guided = range(int(start * len(timesteps)), int(stop * len(timesteps)))
+        for i, t in enumerate(self.progress_bar(timesteps)):
+            scale = guidance_scale if i in guided else 1.0
+            model_output = self.predict(self.scheduler.scale_model_input(sample, t), t, cond, scale)
             sample = self.scheduler.step(model_output, t, sample, generator=generator).prev_sample
             if return_intermediates:
                 intermediates.append(self.to_unit_range(sample).float().cpu())
@@ -200,6 +209,20 @@ class SpritePipeline(DiffusionPipeline):
         if not return_dict:
             return (images, intermediates)
         return SpritePipelineOutput(images=images, intermediates=intermediates)
+
+
+def check_guidance_interval(guidance_interval) -> tuple[float, float]:
+    """`(start, stop)` as floats, or one clear error when they are not fractions with `start < stop`."""
+    try:
+        start, stop = (float(x) for x in guidance_interval)
+    except (TypeError, ValueError):
+        start, stop = 1.0, 0.0  # not two numbers: the error below
+    if not 0.0 <= start < stop <= 1.0:
+        raise ValueError(
+            f"guidance_interval must be (start, stop) with 0 <= start < stop <= 1 (fractions of the denoising steps), "
+            f"got {guidance_interval!r}; (0.0, 1.0) guides every step."
+        )
+    return start, stop
 
 
 def _as_context(context) -> torch.Tensor:
