@@ -94,10 +94,13 @@ def training_arrays(cfg):
 # --- the contenders ---------------------------------------------------------------------------------------------
 
 
-def train_course(args, base_cfg, budget_s: float, seed: int, arrays) -> tuple[torch.nn.Module, dict]:
+def train_course(args, base_cfg, budget_s: float, seed: int, arrays):
     """(a): warm up, time the next steps (a whole epoch when one is at most `COURSE_PROBE_STEPS`), size the per-epoch LR
     decay to the epochs that fit, train until the budget. When less than one epoch fits (Fashion-MNIST: 600 steps
-    per epoch), the course's first-epoch LR holds for the whole run, as it would in the course."""
+    per epoch), the course's first-epoch LR holds for the whole run, as it would in the course. Returns the model as
+    a pipeline on the course's schedule, and the run's record."""
+    from hf_sprites.schedulers import SpriteScheduler
+
     start = time.perf_counter()
     sprites, labels, num_classes = arrays
     width = {"n_feat": args.n_feat} if args.n_feat else {}  # else the course's own
@@ -116,17 +119,17 @@ def train_course(args, base_cfg, budget_s: float, seed: int, arrays) -> tuple[to
     seconds = time.perf_counter() - start
     steps = warm["steps"] + probe["steps"] + stats["steps"]
     images = warm["images"] + probe["images"] + stats["images"]
-    return loop.model, {"steps": steps, "img_per_s": images / seconds, "seconds": seconds,
-                        "epochs_planned": loop.num_epochs, "finished_plan": loop.finished,
-                        "n_feat": loop.model.config.n_feat}
+    pipe = sprite_pipeline(loop.model, SpriteScheduler(num_train_timesteps=base_cfg.ddpm_num_steps))
+    return pipe, {"steps": steps, "img_per_s": images / seconds, "seconds": seconds, "epochs_planned": loop.num_epochs,
+                  "finished_plan": loop.finished, "n_feat": loop.model.config.n_feat}
 
 
 def train_package(args, preset: str, budget_s: float, seed: int, workdir: Path, extra: list[str]):
-    """(b) / (c): the real training entry with a time budget; returns the trained unet (EMA weights when the preset
-    keeps an EMA) and the run's own record (`trainer_state.json`)."""
+    """(b) / (c): the real training entry with a time budget; returns the pipeline it saved (the EMA weights when the
+    preset keeps an EMA; the noise schedule it trained with) and the run's own record (`trainer_state.json`)."""
     import json
 
-    from hf_sprites.models import load_unet
+    from hf_sprites.pipelines import SpritePipeline
     from hf_sprites.training import main
 
     out = workdir / f"{preset}-{budget_s:g}-{seed}"
@@ -143,20 +146,21 @@ def train_package(args, preset: str, budget_s: float, seed: int, workdir: Path, 
               "stopped_by_budget_at": state["stopped_by_budget_at"],
               "first_planned_steps": state["plan"].get("initial_total_steps"),
               "replanned_at": state["plan"].get("replanned_at"), "n_feat": width}
-    return load_unet(out), record
+    saved = SpritePipeline.from_pretrained(out)
+    return sprite_pipeline(saved.unet, saved.scheduler), record
 
 
 # --- evaluation ---------------------------------------------------------------------------------------------------
 
 
-def sprite_pipeline(unet, num_steps: int):
+def sprite_pipeline(unet, scheduler):
+    """The pipeline a contender is scored with: a float copy of its unet and the noise schedule it trained with."""
     from hf_sprites.models import ContextUnet
     from hf_sprites.pipelines import SpritePipeline
-    from hf_sprites.schedulers import SpriteScheduler
 
     clean = ContextUnet.from_config(unet.config)
     clean.load_state_dict({k: v.float() for k, v in unet.state_dict().items()})
-    return SpritePipeline(unet=clean.eval(), scheduler=SpriteScheduler(num_train_timesteps=num_steps))
+    return SpritePipeline(unet=clean.eval(), scheduler=scheduler)
 
 
 def keep_model(args, pipe, name: str, budget: float, seed: int) -> None:
@@ -445,11 +449,10 @@ def main(argv=None) -> dict:
             for seed in seeds:
                 for name in args.contenders:
                     if name == "course":
-                        unet, record = train_course(args, base_cfg, 60 * budget, seed, arrays)
+                        pipe, record = train_course(args, base_cfg, 60 * budget, seed, arrays)
                     else:
-                        unet, record = train_package(args, PRESETS[args.conditional][name], 60 * budget, seed,
+                        pipe, record = train_package(args, PRESETS[args.conditional][name], 60 * budget, seed,
                                                      Path(workdir), extra)
-                    pipe = sprite_pipeline(unet, base_cfg.ddpm_num_steps)
                     scores, by_eval_seed = score(args, pipe, reference)
                     keep_model(args, pipe, name, budget, seed)
                     runs[name][budget].append({"seed": seed, "train": record, "scores": scores,

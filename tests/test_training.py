@@ -127,6 +127,18 @@ def test_the_course_schedule_and_the_model_share_the_number_of_steps():
         assert build_scheduler(cfg).config.num_train_timesteps == build_model(cfg).config.num_train_timesteps == steps
 
 
+def test_other_schedules_sample_from_pure_noise_and_clip_as_their_model_s_course():
+    from hf_sprites.training.builders import build_scheduler
+
+    cosine = build_scheduler(parse_train_args(["--preset", "sprites_context_fast", "--ddpm_beta_schedule", "cosine"]))
+    assert (cosine.config.beta_schedule, cosine.config.num_train_timesteps) == ("squaredcos_cap_v2", 500)
+    assert cosine.config.timestep_spacing == "trailing" and not cosine.config.clip_sample  # ContextUnet: the course's
+    cosine.set_timesteps(25)
+    assert int(cosine.timesteps[0]) == 499  # DDIM/DDPM in few steps start at the last, pure-noise step
+    unet2d = build_scheduler(parse_train_args(["--preset", "butterflies"]))
+    assert unet2d.config.clip_sample and unet2d.config.timestep_spacing == "trailing"  # UNet2DModel: diffusers' default
+
+
 # --- real runs -----------------------------------------------------------------------------------------------------
 
 
