@@ -26,7 +26,9 @@ setup, checked). The levers:
                         size may take larger steps (with_higher_lr)
     cosine_schedule     the course's linear betas (1e-4 to 0.02 over 500 steps) -> the cosine schedule of Nichol &
                         Dhariwal (diffusers' squaredcos_cap_v2) over the same 500 steps, which keeps more of the image
-                        at each noise level; scored with the schedule it trained with (with_cosine_schedule)
+                        at each noise level; scored with the schedule it trained with, whose DDIM starts at step
+                        480 of 500 (diffusers' leading spacing; the course schedule's DDIM starts at 499)
+                        (with_cosine_schedule)
     narrow              ContextUnet n_feat 32 -> the course's 64: four times the weights (1.48 M against 0.37 M) and
                         2.4 times the time per image in the recipe's runs on an AVX2 CPU, so fewer steps in the same
                         minutes (without_narrow; measured as with_narrow, n_feat 64 -> 32, while the recipe still had

@@ -127,16 +127,17 @@ def test_the_course_schedule_and_the_model_share_the_number_of_steps():
         assert build_scheduler(cfg).config.num_train_timesteps == build_model(cfg).config.num_train_timesteps == steps
 
 
-def test_other_schedules_sample_from_pure_noise_and_clip_as_their_model_s_course():
+def test_other_schedules_clip_as_their_model_s_course_and_skip_the_degenerate_last_step():
     from hf_sprites.training.builders import build_scheduler
 
     cosine = build_scheduler(parse_train_args(["--preset", "sprites_context_fast", "--ddpm_beta_schedule", "cosine"]))
     assert (cosine.config.beta_schedule, cosine.config.num_train_timesteps) == ("squaredcos_cap_v2", 500)
-    assert cosine.config.timestep_spacing == "trailing" and not cosine.config.clip_sample  # ContextUnet: the course's
+    assert not cosine.config.clip_sample  # ContextUnet samples as in the course, without clipping
+    # diffusers' leading spacing: a 25-step sampler starts at 480, not at the last step, where the capped cosine
+    # schedule leaves alpha_bar at 1e-8 and a noise estimate's error grows 10,000-fold in the predicted image
     cosine.set_timesteps(25)
-    assert int(cosine.timesteps[0]) == 499  # DDIM/DDPM in few steps start at the last, pure-noise step
-    unet2d = build_scheduler(parse_train_args(["--preset", "butterflies"]))
-    assert unet2d.config.clip_sample and unet2d.config.timestep_spacing == "trailing"  # UNet2DModel: diffusers' default
+    assert int(cosine.timesteps[0]) == 480 and float(cosine.alphas_cumprod[480]) > 1e-3 > float(cosine.alphas_cumprod[499])
+    assert build_scheduler(parse_train_args(["--preset", "butterflies"])).config.clip_sample  # UNet2DModel: diffusers'
 
 
 # --- real runs -----------------------------------------------------------------------------------------------------

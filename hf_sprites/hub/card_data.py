@@ -155,7 +155,7 @@ def evaluator_name(evaluation: dict) -> str:
 def evaluation_record(result: dict, dataset: str | None) -> dict:
     """The shareable part of an `hf_sprites.evaluation.evaluate` result, with the reference data named by `dataset`."""
     keys = ("fid", "kid_mean", "kid_std", "class_accuracy", "num_samples", "num_inference_steps", "sampler", "seed",
-            "features", "feature_dim", "split", "num_reference", "guidance_scale", "fid_labels")
+            "features", "feature_dim", "split", "num_reference", "guidance_scale", "guidance_interval", "fid_labels")
     record = {key: result[key] for key in keys if result.get(key) is not None}
     if isinstance(record.get("class_accuracy"), dict):  # evaluate's {"mean", "per_class", "overall"}
         record["class_accuracy_per_class"] = record["class_accuracy"].get("per_class")
