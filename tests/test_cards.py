@@ -114,7 +114,7 @@ def test_an_evaluation_becomes_model_index_results_named_by_its_features(tmp_pat
     monkeypatch.chdir(tmp_path)
     assert cli_main(["evaluate", str(folder), "--num_samples", "40", "--sampler", "ddim", "--num_inference_steps", "2",
                      "--feature_dim", "16", "--classifier_epochs", "1", "--cache_dir", str(tmp_path / "cache"),
-                     "--update_card"]) == 0
+                     "--guidance_scale", "2", "--guidance_interval", "0", "0.5", "--update_card"]) == 0
     card = ModelCard.load(folder / "README.md")
     results = {r.metric_type: r for r in card.data.eval_results}
     assert set(results) == {"fid", "kid", "accuracy"} and card.data.model_name == "digits"
@@ -123,6 +123,7 @@ def test_an_evaluation_becomes_model_index_results_named_by_its_features(tmp_pat
     recorded = json.loads((folder / "training_config.json").read_text())["evaluation"]
     assert recorded["fid"] == pytest.approx(results["fid"].metric_value, rel=1e-5) and recorded["features"] == "domain"
     assert recorded["fid_labels"] == "reference"  # which classes the FID samples asked for
+    assert (recorded["guidance_scale"], recorded["guidance_interval"]) == (2.0, [0.0, 0.5])  # how they were sampled
     assert "## Evaluation" in card.text and "| class accuracy |" in card.text
     upload = pushed(folder, "user/digits", tmp_path / "upload", monkeypatch)
     assert len(ModelCard.load(upload / "README.md").data.eval_results) == 3  # the scores travel with the push

@@ -213,14 +213,15 @@ def evaluate(
     if conditional and classifier is None:
         raise ValueError("Class-conditional accuracy needs the domain classifier: use features='domain' or conditional=False.")
     labels = balanced_class_labels(num_samples, classifier.config.num_classes) if conditional else None
-    samples = generate_samples(pipe, num_samples, batch_size, steps, seed, labels, guidance_scale, guidance_interval)
+    guidance = (guidance_scale, guidance_interval)
+    samples = generate_samples(pipe, num_samples, batch_size, steps, seed, labels, *guidance)
     fid_samples, fid_class_counts = samples, None
     if labels is not None and fid_labels == "reference":
         ref_classes = class_indices(ref_labels, len(ref_images))  # one-hot reference labels (course .npy) too
         fid_label_list = reference_class_labels(num_samples, torch.bincount(ref_classes, minlength=source.num_classes))
         fid_class_counts = torch.bincount(fid_label_list, minlength=source.num_classes).tolist()
         if not torch.equal(fid_label_list, labels):
-            fid_samples = generate_samples(pipe, num_samples, batch_size, steps, seed, fid_label_list, guidance_scale, guidance_interval)
+            fid_samples = generate_samples(pipe, num_samples, batch_size, steps, seed, fid_label_list, *guidance)
     result = compare_images(fid_samples, ref_images, extractor, kid_subsets, kid_subset_size, seed)
     if labels is not None:
         predicted = classifier.predict(samples)
