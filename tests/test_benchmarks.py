@@ -178,3 +178,42 @@ def test_save_models_dir_refused_before_training(tmp_path):
                               cwd=tmp_path, capture_output=True, text=True, timeout=300)
         assert done.returncode != 0 and "--save_models_dir" in done.stderr and "writable folder" in done.stderr
         assert "Time budget" not in done.stderr  # no training started
+
+
+def tiny_kept_model(path: Path):
+    """A small untrained ContextUnet pipeline folder shaped for the benchmark data (as `--save_models_dir` keeps)."""
+    import torch
+
+    from hf_sprites import ContextUnet, SpritePipeline, SpriteScheduler
+
+    size, channels, classes = (16, 3, 5) if CRAWL.exists() else (8, 1, 10)
+    torch.manual_seed(0)
+    unet = ContextUnet(sample_size=size, in_channels=channels, out_channels=channels, n_feat=8, n_cfeat=classes)
+    SpritePipeline(unet=unet.eval(), scheduler=SpriteScheduler()).save_pretrained(path)
+    return path
+
+
+def test_sampler_variants_smoke(tmp_path):
+    """Each variant is scored on the same model beside the model as saved; its change is the paired difference."""
+    model = str(tiny_kept_model(tmp_path / "model"))
+    variants = ["spacing=leading", "guidance_rescale=0.7", "precise_bn=3"]
+    result = run_benchmark("sampler_variants.py", model, *DATA, "--conditional", "--guidance_scale", "2",
+                           "--variants", *variants, tmp_path=tmp_path)
+    assert RUNTIME_KEYS | {"models", "table", "variants"} <= set(result) and result["variants"] == variants
+    scores = result["models"][model]
+    for variant in variants:
+        # each changes how the samples are made, so each scores otherwise than the model as saved
+        assert scores["variants"][variant]["fid"] != scores["as_saved"]["fid"]
+        row = result["table"][variant]
+        assert row["fid_change"]["values"] == [pytest.approx(scores["variants"][variant]["fid"] - scores["as_saved"]["fid"])]
+        assert 0 <= row["class_accuracy"] <= 1
+    from hf_sprites.pipelines import SpritePipeline
+
+    # the model folder itself is left as it was: precise_bn changed a copy's statistics, not the saved ones
+    saved = SpritePipeline.from_pretrained(model).unet
+    assert all(float(m.running_var.mean()) == 1.0 for m in saved.modules() if hasattr(m, "running_var"))
+    for bad, word in (("spacing=sideways", "spacing is one of"), ("guidance_rescale=2", "in [0, 1]"),
+                      ("temperature=1", "is not one of")):
+        done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sampler_variants.py"), model, "--variants",
+                               "spacing=leading", bad], capture_output=True, text=True, timeout=120)
+        assert done.returncode != 0 and word in done.stderr and bad in done.stderr

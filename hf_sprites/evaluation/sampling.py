@@ -45,7 +45,9 @@ def as_sprite_pipeline(pipeline_or_path, device=None) -> tuple[SpritePipeline, b
             f"{type(pipeline_or_path).__name__}."
         )
     conditional = isinstance(pipeline_or_path, SpritePipeline)
-    pipe = SpritePipeline(unet=pipeline_or_path.unet, scheduler=pipeline_or_path.scheduler)
+    # a new pipeline object (the sampler swap must not change the caller's); a SpritePipeline subclass keeps its class
+    pipe = (type(pipeline_or_path) if conditional else SpritePipeline)(unet=pipeline_or_path.unet,
+                                                                      scheduler=pipeline_or_path.scheduler)
     pipe.set_progress_bar_config(disable=True)
     pipe.unet.eval()
     if device is not None:
