@@ -48,13 +48,8 @@ class RescaledGuidance(SpritePipeline):
 
     guidance_rescale = 0.0
 
-    def predict(self, sample, t, cond: dict, guidance_scale: float) -> torch.Tensor:
-        if guidance_scale == 1.0 or not cond:
-            return super().predict(sample, t, cond, guidance_scale)
-        both = self.unet(torch.cat([sample, sample]), t,
-                         context=torch.cat([cond["context"], torch.zeros_like(cond["context"])])).sample
-        conditional, unconditional = both.chunk(2)
-        guided = unconditional + guidance_scale * (conditional - unconditional)
+    def guide(self, conditional, unconditional, guidance_scale: float) -> torch.Tensor:
+        guided = super().guide(conditional, unconditional, guidance_scale)
         return rescale_noise_cfg(guided, conditional, guidance_rescale=self.guidance_rescale)
 
 

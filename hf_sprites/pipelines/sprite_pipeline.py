@@ -126,12 +126,16 @@ class SpritePipeline(DiffusionPipeline):
         return batch_size, {"class_labels": labels.expand(batch_size)}
 
     def predict(self, sample, t, cond: dict, guidance_scale: float) -> torch.Tensor:
-        """The model output, guided as `uncond + s * (cond - uncond)` in one batched call when `s != 1`."""
+        """The model output; when `s != 1`, the conditional and null-context outputs of one batched call, `guide`d."""
         if guidance_scale == 1.0 or not cond:
             return self.unet(sample, t, **cond).sample
         context = cond["context"]
         both = self.unet(torch.cat([sample, sample]), t, context=torch.cat([context, torch.zeros_like(context)])).sample
         conditional, unconditional = both.chunk(2)
+        return self.guide(conditional, unconditional, guidance_scale)
+
+    def guide(self, conditional: torch.Tensor, unconditional: torch.Tensor, guidance_scale: float) -> torch.Tensor:
+        """Classifier-free guidance, `uncond + s * (cond - uncond)`; a subclass may change the rule."""
         return unconditional + guidance_scale * (conditional - unconditional)
 
     # --- sampling -----------------------------------------------------------------------------------------------
