@@ -95,6 +95,10 @@ def training_batches(cfg, count: int, seed: int):
         yield {"images": images[index], "labels": labels[index] if labels is not None else None}
 
 
+def has_batchnorm(model) -> bool:
+    return any(isinstance(module, torch.nn.modules.batchnorm._BatchNorm) for module in model.modules())
+
+
 def variant_pipeline(path: str, kind: str | None, value, cfg, seed: int):
     """The kept model at `path`, sampled as saved (`kind` None) or under one variant."""
     pipe = load_pipeline(path)  # a fresh copy for every variant
@@ -140,6 +144,12 @@ def main(argv=None) -> dict:
     if missing:
         raise SystemExit(f"error: not a model folder: {', '.join(missing)}; pass folders kept with --save_models_dir "
                          "or written by `hf-sprites train`")
+    if any(kind == "precise_bn" for kind, _ in parsed.values()):
+        without = [path for path in args.models if not has_batchnorm(load_pipeline(path).unet)]
+        if without:
+            raise SystemExit(f"error: precise_bn recomputes BatchNorm statistics, and {', '.join(without)} has no "
+                             "BatchNorm layer (ContextUnet has them; UNet2DModel and BasicUNet use GroupNorm): "
+                             "leave precise_bn out for it")
     if args.quick:
         args.num_samples, args.num_inference_steps = 100, 10
     _, cfg, _, reference, _ = prepare(args)

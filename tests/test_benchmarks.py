@@ -217,3 +217,12 @@ def test_sampler_variants_smoke(tmp_path):
         done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sampler_variants.py"), model, "--variants",
                                "spacing=leading", bad], capture_output=True, text=True, timeout=120)
         assert done.returncode != 0 and word in done.stderr and bad in done.stderr
+    # a model without BatchNorm (UNet2DModel: GroupNorm) cannot have its statistics recomputed: refused, not a no-op
+    from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
+
+    plain = UNet2DModel(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 8), norm_num_groups=8,
+                        down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2)
+    DDPMPipeline(unet=plain, scheduler=DDPMScheduler()).save_pretrained(tmp_path / "plain")
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sampler_variants.py"), str(tmp_path / "plain"),
+                           "--variants", "precise_bn=3"], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "has no BatchNorm layer" in done.stderr
