@@ -85,22 +85,37 @@ def parse_variant(text: str) -> tuple[str, object]:
     return kind, parsed
 
 
-def training_batches(cfg, count: int, seed: int):
-    """`count` random batches of the training data as the training run saw them (images in [-1, 1], labels)."""
-    images, labels = to_tensors(load_images(dataset_name=cfg.dataset_name, train_data_dir=cfg.train_data_dir),
-                                make_transform(cfg, cfg.in_channels))
+def training_data(cfg) -> tuple:
+    """The training images as the training run saw them (in [-1, 1]) and their labels (None without labels)."""
+    return to_tensors(load_images(dataset_name=cfg.dataset_name, train_data_dir=cfg.train_data_dir),
+                      make_transform(cfg, cfg.in_channels))
+
+
+def training_batches(data: tuple, batch_size: int, count: int, seed: int):
+    """`count` random batches of `data` (`training_data`), drawn with their own generator."""
+    images, labels = data
     generator = torch.Generator().manual_seed(seed)
     for _ in range(count):
-        index = torch.randint(0, images.shape[0], (cfg.train_batch_size,), generator=generator)
+        index = torch.randint(0, images.shape[0], (batch_size,), generator=generator)
         yield {"images": images[index], "labels": labels[index] if labels is not None else None}
+
+
+def loaded_unet(path: str):
+    """The unet of the pipeline folder at `path`, or one error naming the folder and the loader's reason."""
+    try:
+        return load_pipeline(path).unet
+    except Exception as error:  # noqa: BLE001  (any loader failure: one line, before any work)
+        raise SystemExit(f"error: {path} is not a pipeline folder this package loads ({' '.join(str(error).split())}); "
+                         "pass folders kept with --save_models_dir or written by `hf-sprites train`") from None
 
 
 def has_batchnorm(model) -> bool:
     return any(isinstance(module, torch.nn.modules.batchnorm._BatchNorm) for module in model.modules())
 
 
-def variant_pipeline(path: str, kind: str | None, value, cfg, seed: int):
-    """The kept model at `path`, sampled as saved (`kind` None) or under one variant."""
+def variant_pipeline(path: str, kind: str | None, value, cfg, seed: int, data: tuple | None = None):
+    """The kept model at `path`, sampled as saved (`kind` None) or under one variant (`precise_bn` draws its batches
+    from `data`)."""
     pipe = load_pipeline(path)  # a fresh copy for every variant
     if kind == "spacing":
         pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, timestep_spacing=value)
@@ -110,7 +125,7 @@ def variant_pipeline(path: str, kind: str | None, value, cfg, seed: int):
         torch.manual_seed(seed)  # the noise, timesteps and dropped labels of the batches
         loss_fn = DiffusionLoss(pipe.scheduler, label_mode=label_mode(cfg), cond_drop_prob=cfg.cond_drop_prob,
                                 data_range=pipe.scheduler.config.get("data_range", "-1..1"))
-        update_bn(training_batches(cfg, value, seed), NoisedTraining(pipe.unet, loss_fn))
+        update_bn(training_batches(data, cfg.train_batch_size, value, seed), NoisedTraining(pipe.unet, loss_fn))
     pipe.unet.eval()
     return pipe
 
@@ -144,8 +159,10 @@ def main(argv=None) -> dict:
     if missing:
         raise SystemExit(f"error: not a model folder: {', '.join(missing)}; pass folders kept with --save_models_dir "
                          "or written by `hf-sprites train`")
-    if any(kind == "precise_bn" for kind, _ in parsed.values()):
-        without = [path for path in args.models if not has_batchnorm(load_pipeline(path).unet)]
+    unets = {path: loaded_unet(path) for path in args.models}  # every folder loaded once before any work
+    precise_bn = any(kind == "precise_bn" for kind, _ in parsed.values())
+    if precise_bn:
+        without = [path for path, unet in unets.items() if not has_batchnorm(unet)]
         if without:
             raise SystemExit(f"error: precise_bn recomputes BatchNorm statistics, and {', '.join(without)} has no "
                              "BatchNorm layer (ContextUnet has them; UNet2DModel and BasicUNet use GroupNorm): "
@@ -153,12 +170,13 @@ def main(argv=None) -> dict:
     if args.quick:
         args.num_samples, args.num_inference_steps = 100, 10
     _, cfg, _, reference, _ = prepare(args)
+    data = training_data(cfg) if precise_bn else None  # once, for every model
     args.seeds_run = []
     models = {}
     for path in args.models:
         scores = {}
         for text, (kind, value) in [(None, (None, None)), *parsed.items()]:
-            scores[text], _ = score(args, variant_pipeline(path, kind, value, cfg, args.seed), reference)
+            scores[text], _ = score(args, variant_pipeline(path, kind, value, cfg, args.seed, data), reference)
         models[path] = {"as_saved": scores.pop(None), "variants": scores}
     result = {"models": models, "variants": variants, "table": table(models, variants), **setup_record(args)}
     emit(result)

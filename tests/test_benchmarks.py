@@ -226,3 +226,7 @@ def test_sampler_variants_smoke(tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sampler_variants.py"), str(tmp_path / "plain"),
                            "--variants", "precise_bn=3"], capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "has no BatchNorm layer" in done.stderr
+    (tmp_path / "empty").mkdir()  # a folder that holds no pipeline: one line naming it, no traceback
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sampler_variants.py"), str(tmp_path / "empty"),
+                           "--variants", "spacing=leading"], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "is not a pipeline folder" in done.stderr and "Traceback" not in done.stderr
