@@ -98,49 +98,69 @@ class CourseVariant:
         return self.loop.train(max_steps=steps)["images"]
 
 
-def measure(variants, rounds: int, steps: int, warmup: int) -> dict:
-    """Warm every variant up, then time `rounds` interleaved segments of `steps` steps each."""
+def measure(variants, rounds: int, steps: int, warmup: int, evidence: frozenset = frozenset()) -> dict:
+    """Warm every variant up, then time `rounds` interleaved segments of `steps` steps each. A variant named in
+    `evidence` that fails is recorded with its error (and leaves the rounds) instead of ending the benchmark."""
     totals = {v.name: {"images": 0, "seconds": 0.0, "warmup_seconds": 0.0} for v in variants}
+    failed: set[str] = set()
+
+    def advance(v, n: int) -> int | None:
+        if v.name not in evidence:
+            return v.advance(n)
+        try:
+            return v.advance(n)
+        except Exception as error:  # noqa: BLE001 -- an evidence variant's failure is a result, written to the JSON
+            print(f"warning: variant {v.name} failed: {type(error).__name__}: {error}", file=sys.stderr)
+            totals[v.name] = {"error": f"{type(error).__name__}: {str(error)[:500]}"}
+            failed.add(v.name)
+            return None
+
     for v in variants:
         start = time.perf_counter()
-        v.advance(warmup)
-        synchronize(v.device)
-        totals[v.name]["warmup_seconds"] = time.perf_counter() - start
+        if advance(v, warmup) is not None:
+            synchronize(v.device)
+            totals[v.name]["warmup_seconds"] = time.perf_counter() - start
     for _ in range(rounds):
-        for v in variants:
+        for v in (v for v in variants if v.name not in failed):
             synchronize(v.device)
             start = time.perf_counter()
-            images = v.advance(steps)
+            images = advance(v, steps)
             synchronize(v.device)
-            totals[v.name]["seconds"] += time.perf_counter() - start
-            totals[v.name]["images"] += images
-    for t in totals.values():
-        t["img_per_s"] = t["images"] / t["seconds"]
+            if images is not None:
+                totals[v.name]["seconds"] += time.perf_counter() - start
+                totals[v.name]["images"] += images
+    for name, t in totals.items():
+        if name not in failed:
+            t["img_per_s"] = t["images"] / t["seconds"]
     return totals
 
 
-def fast_flags(compile_model: bool, bf16: bool) -> list[str]:
+def fast_flags(compile_model: bool, bf16: bool, cuda_graphs: bool = False) -> list[str]:
     """The training flags of one fast variant."""
     flags = ["--channels_last"]
     if bf16:
         flags += ["--mixed_precision", "bf16"]
     if compile_model:
         flags += ["--torch_compile"]
+    if cuda_graphs:
+        flags += ["--torch_compile_mode", "reduce-overhead"]
     return flags
 
 
-def fast_settings(device_type: str, full_run: bool) -> list[tuple[bool, bool]]:
-    """(compile, bf16) pairs to measure: the device's chosen fast path first, evidence variants after it."""
+def fast_settings(device_type: str, full_run: bool) -> list[tuple[bool, bool, bool]]:
+    """(compile, bf16, CUDA graphs) to measure: the device's chosen fast path first, evidence variants after it."""
     if device_type == "cuda":
-        return [(True, True)] + ([(False, True)] if full_run else [])
+        evidence = [(False, True, False), (True, False, True), (True, True, True)]
+        return [(True, True, False)] + (evidence if full_run else [])
     from hf_sprites.training.plan import has_native_bf16
 
-    bf16 = [(False, True)] if has_native_bf16() else []
-    return bf16 + [(False, False)] + ([(True, False)] if full_run else [])
+    bf16 = [(False, True, False)] if has_native_bf16() else []
+    return bf16 + [(False, False, False)] + ([(True, False, False)] if full_run else [])
 
 
-def variant_name(compile_model: bool, bf16: bool) -> str:
-    return "fast_" + ("bf16" if bf16 else "fp32") + ("_compile" if compile_model else "")
+def variant_name(compile_model: bool, bf16: bool, cuda_graphs: bool = False) -> str:
+    return "fast_" + ("bf16" if bf16 else "fp32") + ("_compile" if compile_model else "") + \
+        ("_cudagraphs" if cuda_graphs else "")
 
 
 def build_variants(args, device, data: str, workdir: str) -> list:
@@ -153,11 +173,17 @@ def build_variants(args, device, data: str, workdir: str) -> list:
     images = source_tensors(source, make_transform(base_cfg, 3))
     variants = [CourseVariant(to_uint8_hwc(images), args.n_feat, args.batch_size, device, args.seed, args.course_workers),
                 PackageVariant("package", base_cfg, source)]
-    for compile_model, bf16 in fast_settings(device.type, not (args.quick or args.smoke)):
-        name, flags = variant_name(compile_model, bf16), fast_flags(compile_model, bf16)
+    for setting in fast_settings(device.type, not (args.quick or args.smoke)):
+        name, flags = variant_name(*setting), fast_flags(*setting)
         config = package_config(data, f"{workdir}/{name}", args.seed, size + flags)
         variants.append(PackageVariant(name, config, source))
     return variants
+
+
+def evidence_variants(variants) -> frozenset:
+    """The fast variants after the chosen one (the first): evidence, whose failure is reported, not fatal."""
+    fast = [v.name for v in variants if v.name.startswith("fast")]
+    return frozenset(fast[1:])
 
 
 def source_tensors(source, transform):
@@ -203,6 +229,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--batch_size", type=int, default=100)
     parser.add_argument("--course_workers", type=int, default=1, help="course DataLoader workers (course: 1)")
     parser.add_argument("--readme_minutes", type=float, default=2.0, help="budget of the README-command row (d)")
+    parser.add_argument("--no_readme", action="store_true", help="leave out the README-command row (d)")
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.steps, args.warmup = 1, 2, 1
@@ -211,11 +238,12 @@ def main(argv=None) -> dict:
     data = args.data if args.data == "embedded" else str(check_data_dir(args.data))
     device = setup(args)
     with tempfile.TemporaryDirectory() as workdir:
-        totals = measure(build_variants(args, device, data, workdir), args.rounds, args.steps, args.warmup)
+        variants = build_variants(args, device, data, workdir)
+        totals = measure(variants, args.rounds, args.steps, args.warmup, evidence_variants(variants))
         smoke = ["--n_feat", "8", "--train_batch_size", "20", "--eval_batch_size", "5", "--ddpm_num_inference_steps",
                  "2", "--logger", "none"] if args.smoke else []
         readme = readme_command(data, 0.3 if args.smoke else args.readme_minutes, workdir, smoke) \
-            if data != "embedded" else None
+            if data != "embedded" and not args.no_readme else None
     summary = summarize(totals)
     result = {
         **summary, "readme": readme,

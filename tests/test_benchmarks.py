@@ -41,6 +41,31 @@ def test_train_throughput_smoke(tmp_path):
         assert "usable cores" in readme["cpu_threads"]["reason"]  # accelerate's OMP_NUM_THREADS=1 was not taken
 
 
+def test_a_failing_evidence_variant_is_recorded_and_a_failing_measured_one_ends_the_run(monkeypatch):
+    import torch
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from train_throughput import measure
+
+    class Variant:
+        device = torch.device("cpu")
+
+        def __init__(self, name, fails=False):
+            self.name, self.fails = name, fails
+
+        def advance(self, steps):
+            if self.fails:
+                raise RuntimeError("cannot capture")
+            return 10 * steps
+
+    totals = measure([Variant("course"), Variant("fast_a"), Variant("fast_b", fails=True)], 2, 3, 1,
+                     frozenset({"fast_b"}))
+    assert totals["fast_b"] == {"error": "RuntimeError: cannot capture"}
+    assert totals["course"]["images"] == totals["fast_a"]["images"] == 60 and totals["fast_a"]["img_per_s"] > 0
+    with pytest.raises(RuntimeError, match="cannot capture"):
+        measure([Variant("course"), Variant("fast_a", fails=True)], 1, 1, 1, frozenset())
+
+
 def test_sampling_smoke(tmp_path):
     result = run_benchmark("sampling.py", "--batch_sizes", "1", "2", tmp_path=tmp_path)
     assert RUNTIME_KEYS | {"results", "ddim_b32_overhead_pct", "target_overhead_pct"} <= set(result)

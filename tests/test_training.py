@@ -381,3 +381,16 @@ def test_push_uploads_a_loadable_folder_and_the_token_is_written_nowhere(sprite_
         for path in folder.rglob("*"):
             if path.is_file():
                 assert FAKE_TOKEN.encode() not in path.read_bytes(), f"token written to {path}"
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--torch_compile"], {}),  # torch's own default mode
+    (["--torch_compile", "--torch_compile_mode", "reduce-overhead"], {"mode": "reduce-overhead"}),
+])
+def test_the_compile_mode_flag_reaches_torch_compile(monkeypatch, flags, expected):
+    from hf_sprites.training.builders import build_model_for_run
+
+    calls = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kwargs: calls.append(kwargs))
+    build_model_for_run(parse_train_args(["--preset", "sprites_context_fast", "--n_feat", "8", *flags]), 3, 5)
+    assert calls == [expected]

@@ -276,7 +276,7 @@ def build_model_for_run(cfg, channels: int, num_classes: Optional[int]) -> torch
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if cfg.torch_compile:
-        model.compile()
+        model.compile(**({"mode": cfg.torch_compile_mode} if cfg.torch_compile_mode else {}))
     return model
 
 

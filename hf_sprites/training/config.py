@@ -154,6 +154,9 @@ class TrainConfig:
         "no", "accelerate mixed precision; 'auto': bf16 where the machine computes it natively, else none")
     channels_last: bool = flag(False, "channels-last memory format")
     torch_compile: bool = flag(False, "compile the model with torch.compile")
+    torch_compile_mode: Optional[Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]] = flag(
+        None, "torch.compile mode with --torch_compile ('reduce-overhead': CUDA graphs, for a small model whose GPU "
+        "steps are mostly kernel launches; default: torch's)")
     cpu_threads: Optional[int] = flag(
         None, "intra-op CPU threads per process (default on CPU: this machine's usable cores shared among its "
         "processes; accelerate launch's OMP_NUM_THREADS=1 default is not taken as a choice)")
@@ -414,6 +417,8 @@ DEPENDENT_SETTINGS = (  # in order: dropping one may make the next moot
     Needs("time_budget_minutes", None, lambda cfg: cfg.max_train_steps is None,
           "a run without --max_train_steps (the budget decides the number of steps)",
           "give either --max_train_steps or --time_budget_minutes"),
+    Needs("torch_compile_mode", None, lambda cfg: cfg.torch_compile, "--torch_compile (it chooses how to compile)",
+          "add --torch_compile or drop --torch_compile_mode"),
     Needs("guidance_scale", 1.0, lambda cfg: cfg.cond_drop_prob > 0,
           "a model trained with context dropout (it guides against the null context)",
           "add --cond_drop_prob 0.1 (with labels and --model context_unet) or use --guidance_scale 1"),
