@@ -48,6 +48,7 @@ PRESET_DIR = Path(__file__).parent / "presets"
 # accelerate's trackers (`accelerate.utils.LoggerType`) plus "all" (every installed one) and "none"
 Tracker = Literal["tensorboard", "wandb", "trackio", "comet_ml", "mlflow", "aim", "clearml", "dvclive", "swanlab", "all",
                   "none"]
+CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]  # torch.compile
 # the tutorials' names for two diffusers beta schedules
 BETA_SCHEDULE_ALIASES = {"cosine": "squaredcos_cap_v2", "quadratic": "scaled_linear"}
 SECRET_FIELDS = ("hub_token",)
@@ -154,7 +155,7 @@ class TrainConfig:
         "no", "accelerate mixed precision; 'auto': bf16 where the machine computes it natively, else none")
     channels_last: bool = flag(False, "channels-last memory format")
     torch_compile: bool = flag(False, "compile the model with torch.compile")
-    torch_compile_mode: Optional[Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]] = flag(
+    torch_compile_mode: Optional[CompileMode] = flag(
         None, "torch.compile mode with --torch_compile ('reduce-overhead': CUDA graphs, for a small model whose GPU "
         "steps are mostly kernel launches; default: torch's)")
     cpu_threads: Optional[int] = flag(
