@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The throughput benchmark and the time-to-quality curve on a lent GPU, one run at a time, inside a deadline.
 #
-# One run at a time: the eighteenth session ran the curve in eight lanes sharing one H200 (the GPU time-slices between
-# processes), and only 2 of 24 runs finished in 390 s: the evaluations, which wait on the GPU at every sampling step,
-# took minutes instead of seconds (README, Results). A lent GPU comes for about 15 minutes in all, so this script does
+# One run at a time: the eighteenth session ran the curve in eight lanes sharing one H200, and only 2 of 24 runs
+# finished in 390 s: the evaluations took minutes instead of seconds (likely, not profiled: the GPU time-slices between
+# processes, and a sampling loop that waits on the GPU at every step waits for the other lanes too; README, Results). A lent GPU comes for about 15 minutes in all, so this script does
 # what fits, in order of worth, and stops starting runs before DEADLINE_SECONDS:
 #   1. the throughput benchmark (alone on the GPU; about 2.5 minutes, three of its variants compile), unless THROUGHPUT=0;
 #   2. (a) the course loop and (c) the recipe, one pair per (budget, seed) in PAIRS ("minutes:seed ..."), each pair
