@@ -41,6 +41,12 @@ def test_train_throughput_smoke(tmp_path):
         assert "usable cores" in readme["cpu_threads"]["reason"]  # accelerate's OMP_NUM_THREADS=1 was not taken
 
 
+@pytest.mark.skipif(not CRAWL.exists(), reason="the README row needs ../shared/data/crawl-sprites (absent)")
+def test_train_throughput_can_leave_out_the_readme_row(tmp_path):
+    result = run_benchmark("train_throughput.py", *DATA, "--no_readme", tmp_path=tmp_path)
+    assert result["readme"] is None and result["ratio_readme"] is None and result["course_img_per_s"] > 0
+
+
 def test_a_failing_evidence_variant_is_recorded_and_a_failing_measured_one_ends_the_run(monkeypatch):
     import torch
 
