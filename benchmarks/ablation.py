@@ -33,6 +33,9 @@ setup, checked). The levers:
                         2.4 times the time per image in the recipe's runs on an AVX2 CPU, so fewer steps in the same
                         minutes (without_narrow; measured as with_narrow, n_feat 64 -> 32, while the recipe still had
                         the course's width)
+    balanced_classes    every image once per epoch -> images drawn so that each class comes up equally often
+                        (`--balance_classes`; with replacement, same epoch length): crawl-sprites' rarest class, food,
+                        is about 2 % of the data (with_balanced_classes)
 
 Output: the last line is JSON: `results[variant][budget]` as `time_to_quality.py` writes it, every run's record
 (`runs`), and `table`: per variant the FID / KID (/ class accuracy) mean and std, the steps, and the FID change
@@ -78,6 +81,7 @@ LEVERS = {
     "higher_lr": ("with", {"learning_rate": 4.0e-3}),
     "cosine_schedule": ("with", {"ddpm_beta_schedule": "cosine"}),
     "narrow": ("without", {"n_feat": 64}),
+    "balanced_classes": ("with", {"balance_classes": True}),
 }
 RECIPE = "best"  # the name of contender (c) in time_to_quality.py
 

@@ -17,6 +17,7 @@ from hf_sprites.data import (
     ImageSource,
     ItemBatches,
     ItemDataset,
+    balanced_weights,
     build_transform,
     check_images,
     load_images,
@@ -366,7 +367,7 @@ def test_resume_with_other_data_or_batches_names_the_difference():
 
 def test_make_batches_picks_the_path_and_both_give_the_same_batches():
     cfg = SimpleNamespace(resolution=4, center_crop=False, interpolation="nearest", background=(255, 255, 255),
-                          train_batch_size=3, seed=1, random_flip=True, max_train_samples=9,
+                          train_batch_size=3, seed=1, random_flip=True, balance_classes=False, max_train_samples=9,
                           dataloader_num_workers=0)
     accelerator = SimpleNamespace(device=torch.device("cpu"), num_processes=1, process_index=0)
     made = {where: make_batches(SimpleNamespace(**vars(cfg), cache_on_device=where), indexed_source(12), accelerator, 1)
@@ -493,5 +494,73 @@ def test_batch_larger_than_data_and_mismatched_resume():
     with pytest.raises(DataError, match="lower --train_batch_size"):
         DeviceBatcher(images, labels, batch_size=8, seed=0)
     state = DeviceBatcher(images, labels, batch_size=2, seed=0).state_dict()
-    with pytest.raises(DataError, match="same data and --train_batch_size"):
+    with pytest.raises(DataError, match="same data, --train_batch_size"):
         DeviceBatcher(images, labels, batch_size=1, seed=0).load_state_dict(state)
+
+
+# --- class-balanced batches (--balance_classes) -------------------------------------------------------------------
+
+
+def rare_class_tensors(count=100, rare=10):
+    """`count` 1x2x2 images labelled 0, the last `rare` of them labelled 1."""
+    labels = torch.zeros(count, dtype=torch.int64)
+    labels[-rare:] = 1
+    return torch.arange(count, dtype=torch.float32).view(-1, 1, 1, 1).expand(-1, 1, 2, 2), labels
+
+
+def test_balanced_weights_give_every_class_the_same_share():
+    weights = balanced_weights([0, 0, 0, 1, 2, 2])
+    assert [round(float(weights[[0, 1, 2]].sum()), 6), float(weights[3]), float(weights[[4, 5]].sum())] == [1.0] * 3
+    one_hot = torch.eye(3)[[0, 0, 0, 1, 2, 2]]  # the course's one-hot context vectors are classes too
+    assert torch.equal(balanced_weights(one_hot), weights)
+    for mixed in (torch.tensor([[0.5, 0.5], [1.0, 0.0]]), torch.tensor([[0.0, 0.0], [1.0, 0.0]])):
+        with pytest.raises(DataError, match="one class per image.*drop --balance_classes"):
+            balanced_weights(mixed)
+
+
+def test_balanced_batches_draw_a_rare_class_as_often_as_a_common_one():
+    images, labels = rare_class_tensors()
+    plain = DeviceBatcher(images, labels, batch_size=10, seed=0)
+    balanced = DeviceBatcher(images, labels, batch_size=10, seed=0, sample_weights=balanced_weights(labels))
+    plain_labels = torch.cat([batch_labels for _ in range(5) for _, batch_labels in plain])
+    balanced_labels = torch.cat([batch_labels for _ in range(5) for _, batch_labels in balanced])
+    assert len(plain_labels) == len(balanced_labels) == 500  # the same epoch length
+    assert plain_labels.float().mean() == 0.1  # every image once per epoch: the data's share
+    assert 0.4 < balanced_labels.float().mean() < 0.6  # drawn with replacement: about half
+    for batch_images, batch_labels in DeviceBatcher(images, labels, 10, 0, sample_weights=balanced_weights(labels)):
+        assert torch.equal(batch_labels, (batch_images[:, 0, 0, 0] >= 90).long())  # labels stay with their images
+    again = DeviceBatcher(images, labels, batch_size=10, seed=0, sample_weights=balanced_weights(labels))
+    assert torch.equal(torch.cat([batch for _ in range(5) for _, batch in again]), balanced_labels)  # seeded
+
+
+def test_balanced_batches_resume_only_as_balanced_batches():
+    images, labels = rare_class_tensors()
+    balanced = DeviceBatcher(images, labels, batch_size=10, seed=3, sample_weights=balanced_weights(labels))
+    stream = (batch for _ in range(2) for batch in balanced)
+    for _ in range(13):
+        next(stream)
+    state, expected = balanced.state_dict(), list(balanced)
+    resumed = DeviceBatcher(images, labels, batch_size=10, seed=0, sample_weights=balanced_weights(labels))
+    resumed.load_state_dict(state)
+    assert all(torch.equal(got[1], want[1]) for got, want in zip(list(resumed), expected, strict=True))
+    with pytest.raises(DataError, match=r"made with 100 images \(fingerprint \w+\) drawn class-balanced.*"
+                                        r"--balance_classes"):
+        DeviceBatcher(images, labels, batch_size=10, seed=3).load_state_dict(state)
+    plain_state = DeviceBatcher(images, labels, batch_size=10, seed=3).state_dict()
+    del plain_state["balanced"]  # a checkpoint written before the flag existed: every image once per epoch
+    DeviceBatcher(images, labels, batch_size=10, seed=3).load_state_dict(plain_state)
+    with pytest.raises(DataError, match="balanced"):
+        resumed.load_state_dict(plain_state)
+
+
+def test_make_batches_balances_classes_on_both_paths():
+    cfg = SimpleNamespace(resolution=4, center_crop=False, interpolation="nearest", background=(255, 255, 255),
+                          train_batch_size=4, seed=1, random_flip=False, balance_classes=True, max_train_samples=None,
+                          dataloader_num_workers=0)
+    pixels = np.zeros((40, 4, 4), np.uint8)
+    source = ImageSource.from_arrays(pixels, np.array([0] * 36 + [1] * 4), source="40 images, 4 of class 1")
+    accelerator = SimpleNamespace(device=torch.device("cpu"), num_processes=1, process_index=0)
+    for where in ("always", "never"):
+        batches = make_batches(SimpleNamespace(**vars(cfg), cache_on_device=where), source, accelerator, 1)
+        drawn = torch.cat([batch_labels for _ in range(10) for _, batch_labels in batches])
+        assert 0.4 < drawn.float().mean() < 0.6, where

@@ -91,7 +91,7 @@ def wide_images(tmp_path) -> Path:
 
 def data_flags(**changes):
     flags = dict(resolution=4, center_crop=False, interpolation="nearest", background=(0, 0, 0), train_batch_size=8,
-                 seed=0, random_flip=False, max_train_samples=None, cache_on_device="auto", dataloader_num_workers=0)
+                 seed=0, random_flip=False, balance_classes=False, max_train_samples=None, cache_on_device="auto", dataloader_num_workers=0)
     return SimpleNamespace(**{**flags, **changes})
 
 

@@ -305,6 +305,14 @@ def _negative_labels(tmp_path) -> Path:
     return folder
 
 
+def _mixed_label_vectors(tmp_path) -> Path:
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    np.save(folder / "sprites_16_8x8.npy", np.zeros((16, 8, 8, 3), np.uint8))
+    np.save(folder / "sprite_labels_nc_16_8x8.npy", np.tile(np.float32([[1, 0], [0.5, 0.5]]), (8, 1)))
+    return folder
+
+
 def _broken_image(tmp_path) -> Path:
     from PIL import Image
 
@@ -330,6 +338,9 @@ BAD_INPUTS = {
     "bad repo id": (lambda tmp: ["--push_to_hub", "--hub_model_id", "not a/valid//id", "--hub_token", FAKE_TOKEN],
                     "repo id"),
     "cond drop without labels": (lambda tmp: ["--no-conditional", "--cond_drop_prob", "0.1"], "--cond_drop_prob"),
+    "balance without one class per image": (
+        lambda tmp: ["--preset", "sprites_context", "--train_data_dir", str(_mixed_label_vectors(tmp)),
+                     "--balance_classes", "--train_batch_size", "4"], "one class per image"),
 }
 
 

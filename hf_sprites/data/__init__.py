@@ -16,8 +16,8 @@ Example:
     ((64, 1, 16, 16), True)
 """
 
-from .batching import (DEVICE_CACHE_MAX_BYTES, Batches, DeviceBatcher, ItemBatches, ItemDataset, fits_device_cache,
-                       keeps_on_device, make_batches)
+from .batching import (DEVICE_CACHE_MAX_BYTES, Batches, DeviceBatcher, ItemBatches, ItemDataset, balanced_weights,
+                       fits_device_cache, keeps_on_device, make_batches)
 from .hub import HubUnreachableError
 from .image_source import DataError, ImageSource, check_images, validate_labels
 from .sources import load_images
@@ -33,6 +33,7 @@ __all__ = [
     "ImageTransform",
     "ItemBatches",
     "ItemDataset",
+    "balanced_weights",
     "build_transform",
     "check_images",
     "choose_channels",

@@ -1,10 +1,13 @@
 """Training batches: one shuffling, sharding, flipping and resume design for on-device tensors and per-item loading.
 
 `Batches` owns everything about order: epoch `e` visits the items in `torch.randperm` order drawn from a
-generator seeded with `seed + e`, which also draws one horizontal-flip decision per position. With several
+generator seeded with `seed + e`, which also draws one horizontal-flip decision per position. With
+`sample_weights` (`balanced_weights`: every class equally likely) an epoch instead draws as many items, with
+replacement, in proportion to their weights, so a rare class comes up as often as a common one. With several
 processes each takes every `num_processes`-th item of that order (equal shares, so all stay in step), then
 cuts its share into batches. `state_dict()` records the epoch, the position in it, the batch size, the
-process count and a fingerprint of the data (item count + a checksum of the first and last items), and
+process count, whether items are drawn by weight, and a fingerprint of the data (item count + a checksum of the
+first and last items), and
 `load_state_dict()` refuses a state made with other data or other batches.
 
 Two subclasses differ only in how a batch of item indices becomes tensors:
@@ -49,17 +52,45 @@ def fits_device_cache(num_items: int, channels: int, resolution: int, max_bytes:
     return num_items * channels * resolution * resolution * 4 <= max_bytes
 
 
-def epoch_plan(num_items: int, seed: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """`(order, flips)` of one epoch: a permutation of the items and a flip decision per position.
+def epoch_plan(num_items: int, seed: int, epoch: int, weights: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(order, flips)` of one epoch: the items to visit and a flip decision per position.
+
+    Without `weights` the order is a permutation of the items; with them (one per item) it is `num_items` draws
+    with replacement, each item drawn in proportion to its weight.
 
     Example:
         >>> order, flips = epoch_plan(5, seed=0, epoch=1)
         >>> sorted(order.tolist()), flips.dtype
         ([0, 1, 2, 3, 4], torch.bool)
+        >>> epoch_plan(5, seed=0, epoch=1, weights=torch.tensor([0.0, 0, 0, 0, 1]))[0].tolist()
+        [4, 4, 4, 4, 4]
     """
     generator = torch.Generator().manual_seed(seed + epoch)
-    order = torch.randperm(num_items, generator=generator)
+    if weights is None:
+        order = torch.randperm(num_items, generator=generator)
+    else:
+        order = torch.multinomial(weights, num_items, replacement=True, generator=generator)
     return order, torch.rand(num_items, generator=generator) < 0.5
+
+
+def balanced_weights(labels) -> torch.Tensor:
+    """Per-item draw weights that make every class equally likely: one over the number of items of its class.
+
+    `labels` are class indices `(N,)` or one-hot label vectors `(N, K)`; label vectors that mix classes (or
+    hold none) have no single class to balance, and raise `DataError`.
+
+    Example:
+        >>> balanced_weights([0, 0, 0, 1]).tolist()
+        [0.3333333333333333, 0.3333333333333333, 0.3333333333333333, 1.0]
+    """
+    labels = torch.as_tensor(labels)
+    if labels.ndim == 2:
+        if not (((labels == 0) | (labels == 1)).all() and (labels.sum(1) == 1).all()):
+            raise DataError("--balance_classes draws every class equally often, so it needs one class per image, but "
+                            "these label vectors mix classes or hold none; drop --balance_classes")
+        labels = labels.argmax(1)
+    return 1.0 / torch.bincount(labels)[labels].double()
 
 
 def epoch_crops(num_items: int, seed: int, epoch: int) -> torch.Tensor:
@@ -95,9 +126,12 @@ class Batches(ABC):
     batch comes from; `len()` is the number of batches per epoch and process.
     """
 
+    STATE_DEFAULTS = {"balanced": False}  # what a state saved before a key existed meant
+
     def __init__(self, batch_size, seed, *, random_flip=False, drop_last=True, device=None, num_processes=1,
-                 process_index=0):
+                 process_index=0, sample_weights=None):
         self.batch_size, self.seed, self.random_flip, self.drop_last = batch_size, seed, random_flip, drop_last
+        self.sample_weights = sample_weights
         self.device = torch.device("cpu") if device is None else torch.device(device)
         self.num_processes, self.process_index = num_processes, process_index
         self.epoch, self.position, self._fingerprint = 0, 0, None
@@ -108,6 +142,8 @@ class Batches(ABC):
             )
         if not 0 <= process_index < num_processes:
             raise DataError(f"process_index {process_index} is not one of the {num_processes} processes")
+        if sample_weights is not None and len(sample_weights) != self.num_items:
+            raise DataError(f"{len(sample_weights)} sample weights for {self.num_items} images; give one per image")
 
     @property
     @abstractmethod
@@ -129,7 +165,7 @@ class Batches(ABC):
 
     def process_plan(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """This process's share of `epoch_plan`: `(order, flips)`, batch `s` at `[s * batch_size:][:batch_size]`."""
-        order, flips = epoch_plan(self.num_items, self.seed, epoch)
+        order, flips = epoch_plan(self.num_items, self.seed, epoch, self.sample_weights)
         index, count = self.process_index, self.num_processes
         return shard(order, index, count), shard(flips, index, count)
 
@@ -157,7 +193,7 @@ class Batches(ABC):
 
     def _made_with(self) -> dict:
         return {"num_items": self.num_items, "fingerprint": self.fingerprint(), "batch_size": self.batch_size,
-                "num_processes": self.num_processes}
+                "num_processes": self.num_processes, "balanced": self.sample_weights is not None}
 
     def state_dict(self) -> dict:
         """Where the next batch comes from (epoch, position, seed) and what that position means (the data, batches)."""
@@ -165,17 +201,20 @@ class Batches(ABC):
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from a `state_dict()`; the data, batch size and process count must be the ones it was made with."""
-        recorded, current = {key: state.get(key) for key in self._made_with()}, self._made_with()
+        current = self._made_with()
+        recorded = {key: state.get(key, self.STATE_DEFAULTS.get(key)) for key in current}
         if recorded != current:
             raise DataError(
                 f"the checkpoint's data position was made with {_describe(recorded)}, this run has "
-                f"{_describe(current)}; resume with the same data and --train_batch_size (and as many processes)"
+                f"{_describe(current)}; resume with the same data, --train_batch_size and --balance_classes (and as "
+                "many processes)"
             )
         self.epoch, self.position, self.seed = int(state["epoch"]), int(state["position"]), int(state["seed"])
 
 
 def _describe(made_with: dict) -> str:
-    return (f"{made_with['num_items']} images (fingerprint {made_with['fingerprint']}) in batches of "
+    drawn = " drawn class-balanced" if made_with["balanced"] else ""
+    return (f"{made_with['num_items']} images (fingerprint {made_with['fingerprint']}){drawn} in batches of "
             f"{made_with['batch_size']} x {made_with['num_processes']} processes")
 
 
@@ -186,13 +225,13 @@ class DeviceBatcher(Batches):
     """
 
     def __init__(self, images, labels, batch_size, seed, random_flip=False, drop_last=True, device=None, *,
-                 num_processes=1, process_index=0):
+                 num_processes=1, process_index=0, sample_weights=None):
         if labels is not None and len(labels) != len(images):
             raise DataError(f"{len(images)} images but {len(labels)} labels; give one label per image")
         self.images = images if device is None else images.to(device)
         self.labels = labels if labels is None else labels.to(self.images.device)
         super().__init__(batch_size, seed, random_flip=random_flip, drop_last=drop_last, device=self.images.device,
-                         num_processes=num_processes, process_index=process_index)
+                         num_processes=num_processes, process_index=process_index, sample_weights=sample_weights)
 
     @property
     def num_items(self) -> int:
@@ -248,10 +287,10 @@ class ItemBatches(Batches):
     """`Batches` that read and transform each item of `dataset` (an `ItemDataset`) in a `DataLoader`."""
 
     def __init__(self, dataset, batch_size, seed, random_flip=False, drop_last=True, device=None, *,
-                 num_processes=1, process_index=0, num_workers=0):
+                 num_processes=1, process_index=0, num_workers=0, sample_weights=None):
         self.dataset, self.num_workers, self._crops = dataset, num_workers, None
         super().__init__(batch_size, seed, random_flip=random_flip, drop_last=drop_last, device=device,
-                         num_processes=num_processes, process_index=process_index)
+                         num_processes=num_processes, process_index=process_index, sample_weights=sample_weights)
 
     @property
     def num_items(self) -> int:
@@ -281,7 +320,8 @@ class ItemBatches(Batches):
 def make_batches(cfg, source: ImageSource, accelerator, channels: int) -> Batches:
     """The batches of a training run: on the device when the data fits (`cfg.cache_on_device`), else per item.
 
-    `cfg` is any object with the data flags `train_batch_size`, `seed`, `random_flip`, `max_train_samples`,
+    `cfg` is any object with the data flags `train_batch_size`, `seed`, `random_flip`, `balance_classes`,
+    `max_train_samples`,
     `cache_on_device` ("auto": by size, "always", "never"), `dataloader_num_workers` and those of
     `make_transform`; `accelerator` gives `device`, `num_processes` and `process_index`.
     """
@@ -289,7 +329,8 @@ def make_batches(cfg, source: ImageSource, accelerator, channels: int) -> Batche
     num_items = min(len(source), cfg.max_train_samples or len(source))
     options = {"batch_size": cfg.train_batch_size, "seed": cfg.seed or 0, "random_flip": cfg.random_flip,
                "device": accelerator.device, "num_processes": accelerator.num_processes,
-               "process_index": accelerator.process_index}
+               "process_index": accelerator.process_index,
+               "sample_weights": balanced_weights(source.labels[:num_items]) if cfg.balance_classes else None}
     if keeps_on_device(cfg.cache_on_device, num_items, channels, cfg.resolution):
         try:
             images, labels = to_tensors(source, transform, max_items=num_items)

@@ -90,6 +90,9 @@ class TrainConfig:
     in_channels: Optional[Literal[1, 3]] = flag(None, "image channels (default: from the preset or the data)")
     center_crop: bool = flag(False, "crop the centre square instead of resizing the whole image")
     random_flip: bool = flag(False, "flip images horizontally at random")
+    balance_classes: bool = flag(
+        False, "draw each epoch's images so that every class comes up equally often (with replacement), for labels "
+        "where a class is rare; default: every image once per epoch")
     interpolation: Literal["nearest", "bilinear"] = flag("bilinear", "resize filter")
     background: tuple[int, int, int] = flag((255, 255, 255), "fill colour under transparency", metavar=("R", "G", "B"))
     cache_on_device: Literal["auto", "always", "never"] = flag(
@@ -409,6 +412,8 @@ class Needs:
 DEPENDENT_SETTINGS = (  # in order: dropping one may make the next moot
     Needs("class_column", None, lambda cfg: cfg.conditional, "training on labels",
           "drop --no-conditional or --class_column"),
+    Needs("balance_classes", False, lambda cfg: cfg.conditional, "training on labels (it draws by class)",
+          "add --class_column NAME (or --conditional), or drop --balance_classes"),
     Needs("cond_drop_prob", 0.0, lambda cfg: cfg.conditional and cfg.model == "context_unet",
           "a conditional ContextUnet (it drops the context for classifier-free guidance)",
           "use --model context_unet with labels (--class_column / --conditional), or set it to 0"),
@@ -512,7 +517,8 @@ def check_model_options(cfg) -> None:
         _fail("BasicUNet ignores labels, so it cannot train on them; drop --class_column/--conditional or use "
               "--model context_unet")
     for rule in _unmet(cfg):
-        _fail(f"--{rule.name} {getattr(cfg, rule.name)} needs {rule.requires}; {rule.fix}")
+        value = getattr(cfg, rule.name)
+        _fail(f"--{rule.name}{'' if isinstance(value, bool) else f' {value}'} needs {rule.requires}; {rule.fix}")
     if cfg.ddpm_beta_schedule == "course" and cfg.model != "basic_unet" and cfg.prediction_type != "epsilon":
         _fail(f"the course schedule (SpriteScheduler) predicts noise; use --prediction_type epsilon or another "
               f"--ddpm_beta_schedule (got --prediction_type {cfg.prediction_type})")
@@ -552,6 +558,10 @@ def check_data(cfg, source, num_processes: int = 1) -> None:
     if cfg.conditional and cfg.model == "context_unet" and cfg.n_cfeat and cfg.n_cfeat != source.num_classes:
         _fail(f"--n_cfeat {cfg.n_cfeat} does not match the {source.num_classes} classes of {source.source}; "
               "drop --n_cfeat (it defaults to the number of classes)")
+    if cfg.balance_classes:
+        from hf_sprites.data.batching import balanced_weights  # raises DataError for labels without one class each
+
+        balanced_weights(source.labels)
     usable = min(len(source), cfg.max_train_samples or len(source)) // num_processes
     if usable < cfg.train_batch_size:
         _fail(f"{usable} images per process is less than one batch (--train_batch_size {cfg.train_batch_size}); lower "
