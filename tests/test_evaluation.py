@@ -121,6 +121,10 @@ def test_classifier_training_is_deterministic_by_seed_and_cached(tmp_path):
     assert (cached.cache_path / "diffusion_pytorch_model.safetensors").is_file()
     reloaded = load_or_train_domain_classifier(images, labels, TINY, cache_dir=tmp_path)
     assert reloaded.cache_path == cached.cache_path
+    # the weights depend on the CPU's kernels too: the entry says which ones trained it, fresh or reloaded
+    kernels = {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    assert cached.trained_with == reloaded.trained_with == kernels
+    assert json.loads((cached.cache_path / "training.json").read_text())["trained_with"] == kernels
     assert torch.equal(reloaded.features(images), first.features(images))
     assert not any(p.name.startswith(".") for p in cached.cache_path.parent.iterdir())  # no temp folders left
     changed = load_or_train_domain_classifier(images, 1 - labels, TINY, cache_dir=tmp_path)
@@ -210,6 +214,7 @@ def test_conditional_fid_reads_the_class_mix_of_one_hot_course_labels(tmp_path):
     result = evaluate(pipe, reference=str(tmp_path), num_samples=20, num_inference_steps=1, sampler="ddim",
                       classifier_recipe=TINY, cache_dir=tmp_path / "cache", kid_subsets=2, device="cpu")
     assert result["fid_class_counts"] == [12, 6, 2]
+    assert result["classifier_trained_with"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
 
 
 # --- evaluate() and the CLI ------------------------------------------------------------------------------------

@@ -60,6 +60,7 @@ def _load_entry(folder: Path) -> DomainClassifier:
         ) from err
     model.eval()
     model.train_accuracy = meta["train_accuracy"]
+    model.trained_with = meta.get("trained_with")  # None for entries cached before it was recorded
     model.cache_path = folder
     return model
 
@@ -70,6 +71,13 @@ def _save_entry(model: DomainClassifier, folder: Path, meta: dict) -> None:
         (staging / TRAINING_FILE).write_text(json.dumps(meta, indent=2))
     if not (folder / TRAINING_FILE).is_file():
         raise RuntimeError(f"{folder} exists but holds no {TRAINING_FILE}; delete that folder to cache the classifier.")
+
+
+def training_kernels() -> dict:
+    """What the classifier's weights depend on beyond data, labels and recipe: the same seed gives other weights
+    (and other FIDs) under another torch or CPU instruction set (the AVX2 and AVX-512 hosts' crawl-sprites floors:
+    0.485 and 0.417). `ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2` makes an AVX-512 CPU train the AVX2 one."""
+    return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
 def load_or_train_domain_classifier(
@@ -89,7 +97,8 @@ def load_or_train_domain_classifier(
         cache_dir: root folder (default `default_cache_dir()`); entries go to `<root>/domain_classifier/<key>`.
 
     Returns:
-        A `DomainClassifier` in eval mode with `.cache_path` and `.train_accuracy` set.
+        A `DomainClassifier` in eval mode with `.cache_path`, `.train_accuracy` and `.trained_with` (the torch
+        version and CPU instruction set it was trained with, `training_kernels()`; None for older cache entries) set.
     """
     recipe = recipe or ClassifierRecipe()
     images, targets, num_classes = prepare_training_data(images, labels, num_classes)
@@ -99,7 +108,8 @@ def load_or_train_domain_classifier(
         return _load_entry(folder)
     model = train_domain_classifier(images, targets, recipe, num_classes)
     meta = {"format": CACHE_FORMAT, "key": key, "num_images": int(images.shape[0]), "num_classes": num_classes,
-            "train_accuracy": model.train_accuracy, "recipe": recipe.to_dict()}
+            "train_accuracy": model.train_accuracy, "recipe": recipe.to_dict(), "trained_with": training_kernels()}
     _save_entry(model, folder, meta)
+    model.trained_with = meta["trained_with"]
     model.cache_path = folder
     return model

@@ -237,5 +237,6 @@ def evaluate(
         result.update(fid_labels=fid_labels, fid_class_counts=fid_class_counts)
     if classifier is not None:
         result["classifier_train_accuracy"] = classifier.train_accuracy
+        result["classifier_trained_with"] = getattr(classifier, "trained_with", None)
     return result
 
