@@ -8,6 +8,7 @@ test 254): test accuracy 0.906-0.909 for seeds 0-2 (train accuracy 0.994-0.995);
 """
 
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -109,7 +110,7 @@ def two_class_images(n=120, seed=0):
     return images, labels
 
 
-def test_classifier_training_is_deterministic_by_seed_and_cached(tmp_path):
+def test_classifier_training_is_deterministic_by_seed_and_cached(tmp_path, caplog):
     images, labels = two_class_images()
     first = train_domain_classifier(images, labels, TINY)
     second = train_domain_classifier(images, labels, TINY)
@@ -126,6 +127,15 @@ def test_classifier_training_is_deterministic_by_seed_and_cached(tmp_path):
     assert cached.trained_with == reloaded.trained_with == kernels
     assert json.loads((cached.cache_path / "training.json").read_text())["trained_with"] == kernels
     assert torch.equal(reloaded.features(images), first.features(images))
+    # an entry trained on other kernels is still served (that is how one host scores with another's classifier),
+    # but not silently
+    assert "was trained with" not in caplog.text  # same kernels: no warning
+    meta = json.loads((cached.cache_path / "training.json").read_text())
+    meta["trained_with"] = {**kernels, "cpu_capability": "OTHER_ISA"}
+    (cached.cache_path / "training.json").write_text(json.dumps(meta))
+    with caplog.at_level(logging.WARNING, logger="hf_sprites.evaluation.classifier_cache"):
+        foreign = load_or_train_domain_classifier(images, labels, TINY, cache_dir=tmp_path)
+    assert foreign.cache_path == cached.cache_path and "OTHER_ISA" in caplog.text
     assert not any(p.name.startswith(".") for p in cached.cache_path.parent.iterdir())  # no temp folders left
     changed = load_or_train_domain_classifier(images, 1 - labels, TINY, cache_dir=tmp_path)
     assert changed.cache_path != cached.cache_path

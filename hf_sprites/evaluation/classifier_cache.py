@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -31,6 +32,8 @@ from .domain_classifier import ClassifierRecipe, DomainClassifier, prepare_train
 
 CACHE_FORMAT = "hf_sprites-domain-classifier-v1"
 TRAINING_FILE = "training.json"
+
+logger = logging.getLogger(__name__)
 
 
 def default_cache_dir() -> Path:
@@ -62,6 +65,12 @@ def _load_entry(folder: Path) -> DomainClassifier:
     model.train_accuracy = meta["train_accuracy"]
     model.trained_with = meta.get("trained_with")  # None for entries cached before it was recorded
     model.cache_path = folder
+    if model.trained_with is not None and model.trained_with != training_kernels():
+        logger.warning(
+            "The cached domain classifier at %s was trained with %s; this machine has %s. Its FIDs compare with "
+            "those of the machine that trained it, not with a classifier trained here (delete that folder to retrain).",
+            folder, model.trained_with, training_kernels(),
+        )
     return model
 
 
