@@ -80,6 +80,10 @@ LEVERS = {
     "mid_width": ("with", {"n_feat": 48}),
     "higher_lr": ("with", {"learning_rate": 4.0e-3}),
     "cosine_schedule": ("with", {"ddpm_beta_schedule": "cosine"}),
+    # the cosine schedule with every timestep weighed the same (min-SNR-5 was chosen on the course's schedule)
+    "cosine_plain": ("with", {"ddpm_beta_schedule": "cosine", "snr_gamma": None}),
+    # diffusers' sigmoid betas: the course's end points, more of the steps at high signal-to-noise ratios
+    "sigmoid_schedule": ("with", {"ddpm_beta_schedule": "sigmoid"}),
     "narrow": ("without", {"n_feat": 64}),
     "balanced_classes": ("with", {"balance_classes": True}),
 }

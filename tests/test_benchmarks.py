@@ -139,11 +139,11 @@ def test_time_to_quality_smoke(tmp_path):
 
 def test_ablation_smoke(tmp_path):
     result = run_benchmark("ablation.py", *DATA, "--conditional", "--levers", "best", "min_snr", "lr_schedule", "ema",
-                           "cosine_schedule", "narrow", "higher_lr", "--grids_dir", str(tmp_path / "grids"),
+                           "cosine_schedule", "cosine_plain", "sigmoid_schedule", "narrow", "higher_lr", "--grids_dir", str(tmp_path / "grids"),
                            "--save_models_dir", str(tmp_path / "models"), tmp_path=tmp_path)
     assert RUNTIME_KEYS | {"results", "runs", "table", "levers"} <= set(result)
     variants = {"best", "without_min_snr", "without_lr_schedule", "with_ema", "with_cosine_schedule", "without_narrow",
-                "with_higher_lr"}
+                "with_higher_lr", "with_cosine_plain", "with_sigmoid_schedule"}
     assert set(result["table"]) == variants
     assert sorted(p.name for p in (tmp_path / "grids").iterdir()) == sorted(f"{v}.png" for v in variants | {"real"})
     # each variant trained with its lever set back to the faithful preset's value, or (a lever the recipe leaves out)
@@ -152,6 +152,10 @@ def test_ablation_smoke(tmp_path):
     assert ema_run["train"]["lever_values"] == {"use_ema": True, "ema_max_decay": 0.999, "ema_power": 0.75}
     (cosine_run,) = result["runs"]["with_cosine_schedule"]["0.25"]
     assert cosine_run["train"]["lever_values"] == {"ddpm_beta_schedule": "squaredcos_cap_v2"}
+    (plain_run,) = result["runs"]["with_cosine_plain"]["0.25"]
+    assert plain_run["train"]["lever_values"] == {"ddpm_beta_schedule": "squaredcos_cap_v2", "snr_gamma": None}
+    (sigmoid_run,) = result["runs"]["with_sigmoid_schedule"]["0.25"]
+    assert sigmoid_run["train"]["lever_values"] == {"ddpm_beta_schedule": "sigmoid"}
     (wide_run,) = result["runs"]["without_narrow"]["0.25"]  # the width reaches the run past the benchmark's own flag
     assert wide_run["train"]["lever_values"] == {"n_feat": 64} and wide_run["train"]["n_feat"] == 64
     assert result["n_feat"] == 8 and result["runs"]["best"]["0.25"][0]["train"]["n_feat"] == 8
@@ -167,11 +171,12 @@ def test_ablation_smoke(tmp_path):
     from hf_sprites.pipelines import SpritePipeline
 
     kept = {v: SpritePipeline.from_pretrained(tmp_path / "models" / f"{v}-0.25min-seed0")
-            for v in ("best", "without_narrow", "with_cosine_schedule")}
+            for v in ("best", "without_narrow", "with_cosine_schedule", "with_sigmoid_schedule")}
     assert kept["best"].unet.config.n_feat == 8 and kept["without_narrow"].unet.config.n_feat == 64
     # each model was scored, and kept, with the noise schedule it trained with
     assert type(kept["best"].scheduler).__name__ == "SpriteScheduler"
     assert kept["with_cosine_schedule"].scheduler.config.beta_schedule == "squaredcos_cap_v2"
+    assert kept["with_sigmoid_schedule"].scheduler.config.beta_schedule == "sigmoid"
     assert kept["best"].unet.config.n_cfeat == 5 or not CRAWL.exists()
     table = result["table"]
     assert table["without_min_snr"]["fid_change_vs_best"] == pytest.approx(

@@ -140,6 +140,18 @@ def test_other_schedules_clip_as_their_model_s_course_and_skip_the_degenerate_la
     assert build_scheduler(parse_train_args(["--preset", "butterflies"])).config.clip_sample  # UNet2DModel: diffusers'
 
 
+def test_the_sigmoid_schedule_loads_into_every_sampler():
+    from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+
+    from hf_sprites.training.builders import build_scheduler
+
+    sigmoid = build_scheduler(parse_train_args(["--preset", "sprites_context_fast", "--ddpm_beta_schedule", "sigmoid"]))
+    stock = DDPMScheduler(num_train_timesteps=500, beta_schedule="sigmoid")
+    assert sigmoid.config.beta_schedule == "sigmoid" and torch.equal(sigmoid.betas, stock.betas)
+    for sampler in (DDIMScheduler, DPMSolverMultistepScheduler):  # both raise on the name "sigmoid" alone
+        assert torch.allclose(sampler.from_config(sigmoid.config).alphas_cumprod, stock.alphas_cumprod)
+
+
 # --- real runs -----------------------------------------------------------------------------------------------------
 
 

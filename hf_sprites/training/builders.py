@@ -134,7 +134,7 @@ def build_scheduler(cfg):
         )
     if cfg.ddpm_beta_schedule == "course":
         return SpriteScheduler(num_train_timesteps=cfg.ddpm_num_steps, prediction_type=cfg.prediction_type)
-    return DDPMScheduler(
+    scheduler = DDPMScheduler(
         num_train_timesteps=cfg.ddpm_num_steps,
         beta_schedule=cfg.ddpm_beta_schedule,
         prediction_type=cfg.prediction_type,
@@ -143,6 +143,11 @@ def build_scheduler(cfg):
         # 1.3-2.2); UNet2DModel keeps diffusers' default, as in the HF course
         clip_sample=cfg.model != "context_unet",
     )
+    if cfg.ddpm_beta_schedule == "sigmoid":
+        # only DDPMScheduler computes sigmoid betas (DDIM and DPM-Solver raise on the name): saved as `trained_betas`
+        # too, the schedule loads into every diffusers sampler, the previews' and a user's
+        scheduler = DDPMScheduler.from_config(scheduler.config, trained_betas=scheduler.betas.tolist())
+    return scheduler
 
 
 # --- optimizer, LR schedule, EMA -----------------------------------------------------------------------------------
