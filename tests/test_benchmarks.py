@@ -139,11 +139,11 @@ def test_time_to_quality_smoke(tmp_path):
 
 def test_ablation_smoke(tmp_path):
     result = run_benchmark("ablation.py", *DATA, "--conditional", "--levers", "best", "min_snr", "lr_schedule", "ema",
-                           "cosine_schedule", "cosine_plain", "sigmoid_schedule", "narrow", "higher_lr", "--grids_dir", str(tmp_path / "grids"),
+                           "cosine_schedule", "cosine_plain", "sigmoid_schedule", "adam_beta2", "narrow", "higher_lr", "--grids_dir", str(tmp_path / "grids"),
                            "--save_models_dir", str(tmp_path / "models"), tmp_path=tmp_path)
     assert RUNTIME_KEYS | {"results", "runs", "table", "levers"} <= set(result)
     variants = {"best", "without_min_snr", "without_lr_schedule", "with_ema", "with_cosine_schedule", "without_narrow",
-                "with_higher_lr", "with_cosine_plain", "with_sigmoid_schedule"}
+                "with_higher_lr", "with_cosine_plain", "with_sigmoid_schedule", "with_adam_beta2"}
     assert set(result["table"]) == variants
     assert sorted(p.name for p in (tmp_path / "grids").iterdir()) == sorted(f"{v}.png" for v in variants | {"real"})
     # each variant trained with its lever set back to the faithful preset's value, or (a lever the recipe leaves out)
@@ -156,6 +156,8 @@ def test_ablation_smoke(tmp_path):
     assert plain_run["train"]["lever_values"] == {"ddpm_beta_schedule": "squaredcos_cap_v2", "snr_gamma": None}
     (sigmoid_run,) = result["runs"]["with_sigmoid_schedule"]["0.25"]
     assert sigmoid_run["train"]["lever_values"] == {"ddpm_beta_schedule": "sigmoid"}
+    (beta2_run,) = result["runs"]["with_adam_beta2"]["0.25"]
+    assert beta2_run["train"]["lever_values"] == {"adam_beta2": pytest.approx(0.99)}
     (wide_run,) = result["runs"]["without_narrow"]["0.25"]  # the width reaches the run past the benchmark's own flag
     assert wide_run["train"]["lever_values"] == {"n_feat": 64} and wide_run["train"]["n_feat"] == 64
     assert result["n_feat"] == 8 and result["runs"]["best"]["0.25"][0]["train"]["n_feat"] == 8
