@@ -85,7 +85,7 @@ LEVERS = {
     # diffusers' sigmoid betas: the course's end points, more of the steps at high signal-to-noise ratios
     "sigmoid_schedule": ("with", {"ddpm_beta_schedule": "sigmoid"}),
     # Adam's second-moment average over about 100 steps instead of 1,000: quicker to follow a short run's changing
-    # gradients (lucidrains' and EDM2's choice)
+    # gradients
     "adam_beta2": ("with", {"adam_beta2": 0.99}),
     "narrow": ("without", {"n_feat": 64}),
     "balanced_classes": ("with", {"balance_classes": True}),

@@ -139,8 +139,9 @@ def test_time_to_quality_smoke(tmp_path):
 
 def test_ablation_smoke(tmp_path):
     result = run_benchmark("ablation.py", *DATA, "--conditional", "--levers", "best", "min_snr", "lr_schedule", "ema",
-                           "cosine_schedule", "cosine_plain", "sigmoid_schedule", "adam_beta2", "narrow", "higher_lr", "--grids_dir", str(tmp_path / "grids"),
-                           "--save_models_dir", str(tmp_path / "models"), tmp_path=tmp_path)
+                           "cosine_schedule", "cosine_plain", "sigmoid_schedule", "adam_beta2", "narrow", "higher_lr",
+                           "--grids_dir", str(tmp_path / "grids"), "--save_models_dir", str(tmp_path / "models"),
+                           tmp_path=tmp_path)
     assert RUNTIME_KEYS | {"results", "runs", "table", "levers"} <= set(result)
     variants = {"best", "without_min_snr", "without_lr_schedule", "with_ema", "with_cosine_schedule", "without_narrow",
                 "with_higher_lr", "with_cosine_plain", "with_sigmoid_schedule", "with_adam_beta2"}
