@@ -87,6 +87,9 @@ LEVERS = {
     # Adam's second-moment average over about 100 steps instead of 1,000: quicker to follow a short run's changing
     # gradients
     "adam_beta2": ("with", {"adam_beta2": 0.99}),
+    # GroupNorm (8 groups) instead of the course's BatchNorm in ContextUnet's residual blocks: each image normalised
+    # alone, in training as in sampling, and no running statistics for the last batches to leave noisy
+    "group_norm": ("with", {"block_norm": "group"}),
     "narrow": ("without", {"n_feat": 64}),
     "balanced_classes": ("with", {"balance_classes": True}),
 }

@@ -71,6 +71,8 @@ def test_bad_inputs_get_clear_errors():
         unet(torch.randn(1, 3, 16, 16), 0, context=torch.ones(1, 4))
     with pytest.raises(ValueError, match="multiple of 8"):
         ContextUnet(n_feat=12)
+    with pytest.raises(ValueError, match="`block_norm` must be one of"):
+        ContextUnet(n_feat=8, block_norm="layer")
     with pytest.raises(ValueError, match="expects"):
         BasicUNet(sample_size=28)(torch.randn(1, 3, 28, 28), 0)
 
@@ -100,3 +102,38 @@ def test_load_unet_picks_the_class_from_the_config(tmp_path):
     assert type(unet) is ContextUnet and unet.config.n_cfeat == 3
     with pytest.raises(FileNotFoundError, match="no unet config"):
         load_unet(tmp_path / "missing")
+
+
+def test_group_norm_context_unet_normalises_each_image_alone_and_keeps_no_statistics(tmp_path):
+    torch.manual_seed(0)
+    x, t = torch.randn(4, 3, 16, 16), torch.tensor([3, 100, 250, 499])
+    grouped = ContextUnet(n_feat=8, n_cfeat=5, block_norm="group").train()
+    course = ContextUnet(n_feat=8, n_cfeat=5).train()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in grouped.modules()) and not list(grouped.buffers())
+    assert sum(isinstance(m, torch.nn.GroupNorm) for m in grouped.modules()) == 2 + 2 * 9  # the up path + 9 residual blocks
+    # in training, an image's output does not depend on the rest of its batch (with BatchNorm it does)
+    def first_of(model, pair):
+        return model(x[pair], t[pair]).sample[0]
+
+    assert torch.allclose(first_of(grouped, [0, 1]), first_of(grouped, [0, 2]), atol=1e-5)
+    assert not torch.allclose(first_of(course, [0, 1]), first_of(course, [0, 2]), atol=1e-3)
+    # the same weights give the same output in training and sampling mode; saved and loaded by its config
+    grouped.eval()
+    assert torch.allclose(grouped(x, t).sample, grouped.train()(x, t).sample, atol=1e-5)
+    grouped.eval().save_pretrained(tmp_path / "unet")
+    loaded = load_unet(tmp_path)
+    assert loaded.config.block_norm == "group"
+    assert torch.equal(loaded.eval()(x, t).sample, grouped(x, t).sample)
+
+
+def test_a_saved_context_unet_without_block_norm_in_its_config_loads_with_the_courses_batchnorm(tmp_path):
+    import json
+
+    ContextUnet(n_feat=8, n_cfeat=3).save_pretrained(tmp_path / "unet")
+    config_file = tmp_path / "unet" / "config.json"
+    config = json.loads(config_file.read_text())
+    assert config.pop("block_norm") == "batch"
+    config_file.write_text(json.dumps(config))  # as saved before the option existed
+    unet = load_unet(tmp_path)
+    assert unet.config.block_norm == "batch"
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in unet.modules()) == 2 * 9

@@ -200,6 +200,19 @@ def test_conditional_run_saves_a_sprite_pipeline_with_a_card(sprite_arrays, tmp_
     assert result == {"saved": True}
 
 
+def test_block_norm_group_trains_saves_and_shows_a_context_unet_without_batchnorm(tmp_path):
+    from huggingface_hub import ModelCard
+
+    from hf_sprites import SpritePipeline
+
+    main(["--output_dir", str(tmp_path / "g"), *TINY, "--max_train_steps", "2", "--block_norm", "group"])
+    pipe = SpritePipeline.from_pretrained(tmp_path / "g")
+    assert pipe.unet.config.block_norm == "group"
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in pipe.unet.modules())
+    assert json.loads((tmp_path / "g" / "training_config.json").read_text())["hyperparameters"]["block_norm"] == "group"
+    assert '`block_norm="group"`' in ModelCard.load(tmp_path / "g" / "README.md").text
+
+
 def test_class_conditional_unet2d_and_per_item_corrupt_baseline_runs(tmp_path):
     from diffusers import DDPMPipeline
 

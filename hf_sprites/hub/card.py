@@ -33,7 +33,8 @@ CONDITIONAL_TAGS = ("class-conditional", "classifier-free-guidance")
 DEFAULT_LICENSE = "apache-2.0"
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
-_UNET_SETTINGS = ("sample_size", "in_channels", "n_feat", "block_out_channels", "n_cfeat", "num_class_embeds")
+_UNET_SETTINGS = ("sample_size", "in_channels", "n_feat", "block_norm", "block_out_channels", "n_cfeat",
+                  "num_class_embeds")
 _SCHEDULER_SETTINGS = ("num_train_timesteps", "beta_schedule", "prediction_type", "noise_distribution")
 
 __all__ = ["is_repo_id", "record_evaluation", "refresh_model_card", "require_card", "write_model_card"]

@@ -17,23 +17,31 @@ from diffusers.models.unets.unet_2d import UNet2DOutput
 _COURSE_SQRT2 = 1.414  # the course's rounded sqrt(2): it divides the residual sum by this
 
 
-def _conv_bn_gelu(in_channels: int, out_channels: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, 1, 1), nn.BatchNorm2d(out_channels), nn.GELU())
+BLOCK_NORMS = ("batch", "group")  # the course's BatchNorm, or GroupNorm with the 8 groups of its up path
+
+
+def _norm(kind: str, channels: int) -> nn.Module:
+    return nn.BatchNorm2d(channels) if kind == "batch" else nn.GroupNorm(8, channels)
+
+
+def _conv_norm_gelu(in_channels: int, out_channels: int, norm: str) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, 1, 1), _norm(norm, out_channels), nn.GELU())
 
 
 class ResidualConvBlock(nn.Module):
-    """Two conv-BN-GELU layers; with `is_res` the input is added back and the sum divided by 1.414.
+    """Two conv-norm-GELU layers (BatchNorm in the course; `norm="group"`: GroupNorm); with `is_res` the input is added
+    back and the sum divided by 1.414.
 
     Difference from the course: when channel counts differ, the course builds a *new, untrained* 1x1 conv inside every
     forward call for the shortcut. Here that conv is a registered, learned layer (`shortcut`), created once, saved and
     trained with the rest of the model.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, is_res: bool = False):
+    def __init__(self, in_channels: int, out_channels: int, is_res: bool = False, norm: str = "batch"):
         super().__init__()
         self.is_res = is_res
-        self.conv1 = _conv_bn_gelu(in_channels, out_channels)
-        self.conv2 = _conv_bn_gelu(out_channels, out_channels)
+        self.conv1 = _conv_norm_gelu(in_channels, out_channels, norm)
+        self.conv2 = _conv_norm_gelu(out_channels, out_channels, norm)
         self.shortcut = nn.Conv2d(in_channels, out_channels, 1) if is_res and in_channels != out_channels else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -47,10 +55,12 @@ class ResidualConvBlock(nn.Module):
 class UnetDown(nn.Module):
     """Two residual blocks, then halve the resolution."""
 
-    def __init__(self, in_channels: int, out_channels: int):
+    def __init__(self, in_channels: int, out_channels: int, norm: str = "batch"):
         super().__init__()
         self.model = nn.Sequential(
-            ResidualConvBlock(in_channels, out_channels), ResidualConvBlock(out_channels, out_channels), nn.MaxPool2d(2)
+            ResidualConvBlock(in_channels, out_channels, norm=norm),
+            ResidualConvBlock(out_channels, out_channels, norm=norm),
+            nn.MaxPool2d(2),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -60,12 +70,12 @@ class UnetDown(nn.Module):
 class UnetUp(nn.Module):
     """Concatenate the skip connection, double the resolution, then two residual blocks."""
 
-    def __init__(self, in_channels: int, out_channels: int):
+    def __init__(self, in_channels: int, out_channels: int, norm: str = "batch"):
         super().__init__()
         self.model = nn.Sequential(
             nn.ConvTranspose2d(in_channels, out_channels, 2, 2),
-            ResidualConvBlock(out_channels, out_channels),
-            ResidualConvBlock(out_channels, out_channels),
+            ResidualConvBlock(out_channels, out_channels, norm=norm),
+            ResidualConvBlock(out_channels, out_channels, norm=norm),
         )
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
@@ -84,7 +94,8 @@ class EmbedFC(nn.Module):
         return self.model(x.reshape(-1, self.in_dim))[:, :, None, None]
 
 
-def _check_config(sample_size: int, in_channels: int, out_channels: int, n_feat: int, n_cfeat: int) -> None:
+def _check_config(sample_size: int, in_channels: int, out_channels: int, n_feat: int, n_cfeat: int,
+                  block_norm: str) -> None:
     if not isinstance(sample_size, int) or sample_size < 4 or sample_size % 4:
         raise ValueError(
             f"ContextUnet needs a square `sample_size` that is a positive multiple of 4 (it pools twice by 2 and then "
@@ -96,6 +107,9 @@ def _check_config(sample_size: int, in_channels: int, out_channels: int, n_feat:
         raise ValueError(f"`n_cfeat` must be >= 1 (the context width), got {n_cfeat}; pass context=None for unconditional use.")
     if in_channels < 1 or out_channels < 1:
         raise ValueError(f"`in_channels` and `out_channels` must be >= 1, got {in_channels} and {out_channels}.")
+    if block_norm not in BLOCK_NORMS:
+        raise ValueError(f"`block_norm` must be one of {BLOCK_NORMS} (the course's BatchNorm or GroupNorm), "
+                         f"got {block_norm!r}.")
 
 
 class ContextUnet(UNet2DModel):
@@ -114,6 +128,10 @@ class ContextUnet(UNet2DModel):
         n_cfeat (`int`, defaults to 5): Width of the context vector (number of classes).
         num_train_timesteps (`int`, defaults to 500): `T` of the course; the model sees time as `(t + offset) / T`.
         timestep_offset (`int`, defaults to 1): Maps a scheduler timestep `k` (0-based) to the course's `t = k + 1`.
+        block_norm (`str`, defaults to `"batch"`): The norm inside the residual blocks: the course's BatchNorm
+            (`"batch"`), whose running statistics the model samples with, or GroupNorm with 8 groups (`"group"`), which
+            normalises each image on its own and keeps no statistics. The up path's two GroupNorms are the course's
+            either way.
 
     Example:
 
@@ -143,14 +161,15 @@ class ContextUnet(UNet2DModel):
         n_cfeat: int = 5,
         num_train_timesteps: int = 500,
         timestep_offset: int = 1,
+        block_norm: str = "batch",
     ):
         # Not super().__init__(): that would build UNet2DModel's default network and overwrite this config.
         ModelMixin.__init__(self)
-        _check_config(sample_size, in_channels, out_channels, n_feat, n_cfeat)
+        _check_config(sample_size, in_channels, out_channels, n_feat, n_cfeat, block_norm)
         F2 = 2 * n_feat
-        self.init_conv = ResidualConvBlock(in_channels, n_feat, is_res=True)
-        self.down1 = UnetDown(n_feat, n_feat)
-        self.down2 = UnetDown(n_feat, F2)
+        self.init_conv = ResidualConvBlock(in_channels, n_feat, is_res=True, norm=block_norm)
+        self.down1 = UnetDown(n_feat, n_feat, norm=block_norm)
+        self.down2 = UnetDown(n_feat, F2, norm=block_norm)
         self.to_vec = nn.Sequential(nn.AvgPool2d(sample_size // 4), nn.GELU())
         self.timeembed1 = EmbedFC(1, F2)
         self.timeembed2 = EmbedFC(1, n_feat)
@@ -159,8 +178,8 @@ class ContextUnet(UNet2DModel):
         self.up0 = nn.Sequential(
             nn.ConvTranspose2d(F2, F2, sample_size // 4, sample_size // 4), nn.GroupNorm(8, F2), nn.ReLU()
         )
-        self.up1 = UnetUp(4 * n_feat, n_feat)
-        self.up2 = UnetUp(F2, n_feat)
+        self.up1 = UnetUp(4 * n_feat, n_feat, norm=block_norm)
+        self.up2 = UnetUp(F2, n_feat, norm=block_norm)
         self.out = nn.Sequential(
             nn.Conv2d(F2, n_feat, 3, 1, 1), nn.GroupNorm(8, n_feat), nn.ReLU(), nn.Conv2d(n_feat, out_channels, 3, 1, 1)
         )

@@ -94,7 +94,7 @@ def label_width(cfg, num_classes: Optional[int]) -> int:
 
 def _context_unet(cfg, image_size: dict, num_classes: Optional[int]):
     return ContextUnet(**image_size, n_feat=cfg.n_feat, n_cfeat=label_width(cfg, num_classes),
-                       num_train_timesteps=cfg.ddpm_num_steps)
+                       num_train_timesteps=cfg.ddpm_num_steps, block_norm=cfg.block_norm)
 
 
 def _basic_unet(cfg, image_size: dict, num_classes: Optional[int]):

@@ -106,6 +106,8 @@ class TrainConfig:
         "block flags)")
     n_feat: int = flag(64, "ContextUnet width")
     n_cfeat: Optional[int] = flag(None, "ContextUnet context width (default: number of classes, or 5)")
+    block_norm: Literal["batch", "group"] = flag(
+        "batch", "ContextUnet's norm in its residual blocks: the course's BatchNorm or GroupNorm (8 groups, no statistics)")
     block_out_channels: tuple[int, ...] = flag((128, 128, 256, 256, 512, 512), "UNet2DModel channels per block")
     down_block_types: tuple[str, ...] = flag(("DownBlock2D",) * 4 + ("AttnDownBlock2D", "DownBlock2D"),
                                              "UNet2DModel down blocks")
@@ -417,6 +419,8 @@ DEPENDENT_SETTINGS = (  # in order: dropping one may make the next moot
     Needs("cond_drop_prob", 0.0, lambda cfg: cfg.conditional and cfg.model == "context_unet",
           "a conditional ContextUnet (it drops the context for classifier-free guidance)",
           "use --model context_unet with labels (--class_column / --conditional), or set it to 0"),
+    Needs("block_norm", "batch", lambda cfg: cfg.model == "context_unet", "--model context_unet (it sets that model's norm)",
+          "use --model context_unet or drop --block_norm"),
     Needs("max_train_steps", None, lambda cfg: cfg.time_budget_minutes is None,
           "a run without --time_budget_minutes (the budget decides the number of steps)",
           "give either --max_train_steps or --time_budget_minutes"),

@@ -296,7 +296,7 @@ BOOKKEEPING = ("output_dir", "overwrite_output_dir", "cache_dir", "logging_dir",
                "train_data_dir", "dataset_name", "config", "license")  # issue 9: data and license have their own lines
 # settings that only mean something for one model kind
 MODEL_ONLY = {
-    "context_unet": ("n_feat", "n_cfeat"),
+    "context_unet": ("n_feat", "n_cfeat", "block_norm"),
     "unet2d": ("block_out_channels", "down_block_types", "up_block_types", "layers_per_block"),
     "basic_unet": ("noise_distribution", "data_range"),
 }
