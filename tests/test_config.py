@@ -291,3 +291,11 @@ def test_a_conflicting_value_given_on_the_command_line_raises(flags, problem):
 def test_a_class_column_turns_labels_on_unless_told_otherwise():
     assert parse_train_args(["--dataset_name", "a/b", "--class_column", "label"]).conditional is True
     assert parse_train_args(["--dataset_name", "a/b"]).conditional is False
+
+
+def test_the_block_norm_flag_offers_exactly_the_norms_context_unet_builds():
+    import typing
+
+    from hf_sprites.models.context_unet import BLOCK_NORMS
+
+    assert typing.get_args(typing.get_type_hints(TrainConfig)["block_norm"]) == BLOCK_NORMS
