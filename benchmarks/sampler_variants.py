@@ -11,6 +11,7 @@ differs, so the changes are paired, model by model, and no training seed's luck 
                         factor R in [0, 1] (diffusers' `rescale_noise_cfg`, Lin et al. 2023, section 3.4)
     precise_bn=N        the unet's BatchNorm statistics recomputed as a plain mean over N training batches, noised
                         as in training (torch's `update_bn`), instead of the run's moving average of its last batches
+    guidance=G          classifier-free guidance G instead of --guidance_scale (conditional models: --conditional)
 
 Output: the last line is JSON: `models[path]` with the scores as saved and per variant, and `table`: per variant the
 mean FID / class accuracy, and its FID change against the model as saved (mean, std, values, how many models it
@@ -23,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import statistics
 from pathlib import Path
 
@@ -38,7 +40,7 @@ from hf_sprites.pipelines import SpritePipeline
 from hf_sprites.training.config import label_mode
 from hf_sprites.training.step import DiffusionLoss
 
-KINDS = {"spacing": str, "guidance_rescale": float, "precise_bn": int}
+KINDS = {"spacing": str, "guidance_rescale": float, "precise_bn": int, "guidance": float}
 SPACINGS = ("leading", "linspace", "trailing")
 
 
@@ -75,13 +77,13 @@ def parse_variant(text: str) -> tuple[str, object]:
     try:
         parsed = KINDS[kind](value)
     except (KeyError, ValueError):
-        raise SystemExit(f"error: variant {text!r} is not one of spacing=S, guidance_rescale=R, precise_bn=N "
-                         f"(e.g. spacing=leading guidance_rescale=0.7 precise_bn=200)") from None
+        raise SystemExit(f"error: variant {text!r} is not one of spacing=S, guidance_rescale=R, precise_bn=N, "
+                         f"guidance=G (e.g. spacing=leading guidance_rescale=0.7 precise_bn=200 guidance=3)") from None
     allowed = {"spacing": lambda v: v in SPACINGS, "guidance_rescale": lambda v: 0.0 <= v <= 1.0,
-               "precise_bn": lambda v: v >= 1}[kind]
+               "precise_bn": lambda v: v >= 1, "guidance": lambda v: v >= 1.0}[kind]
     if not allowed(parsed):
         raise SystemExit(f"error: variant {text!r}: spacing is one of {', '.join(SPACINGS)}, guidance_rescale is "
-                         f"in [0, 1], precise_bn is a number of batches >= 1")
+                         f"in [0, 1], precise_bn is a number of batches >= 1, guidance is >= 1 (1: no guidance)")
     return kind, parsed
 
 
@@ -115,7 +117,7 @@ def has_batchnorm(model) -> bool:
 
 def variant_pipeline(path: str, kind: str | None, value, cfg, seed: int, data: tuple | None = None):
     """The kept model at `path`, sampled as saved (`kind` None) or under one variant (`precise_bn` draws its batches
-    from `data`)."""
+    from `data`; `guidance` leaves the pipeline as saved: the scoring takes the scale)."""
     pipe = load_pipeline(path)  # a fresh copy for every variant
     if kind == "spacing":
         pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, timestep_spacing=value)
@@ -151,7 +153,7 @@ def main(argv=None) -> dict:
     add_shared_arguments(parser)
     parser.add_argument("models", nargs="+", help="pipeline folders to score (e.g. kept with --save_models_dir)")
     parser.add_argument("--variants", nargs="+", required=True, help="kind=value: spacing=S, guidance_rescale=R, "
-                        "precise_bn=N")
+                        "precise_bn=N, guidance=G")
     args = parser.parse_args(argv)
     variants = list(dict.fromkeys(args.variants))
     parsed = {text: parse_variant(text) for text in variants}  # every variant checked before any work
@@ -160,6 +162,9 @@ def main(argv=None) -> dict:
         raise SystemExit(f"error: not a model folder: {', '.join(missing)}; pass folders kept with --save_models_dir "
                          "or written by `hf-sprites train`")
     unets = {path: loaded_unet(path) for path in args.models}  # every folder loaded once before any work
+    if not args.conditional and any(kind == "guidance" for kind, _ in parsed.values()):
+        raise SystemExit("error: a guidance=G variant needs --conditional (unconditional models are sampled without "
+                         "guidance); add --conditional for a model trained with labels, or leave guidance=G out")
     precise_bn = any(kind == "precise_bn" for kind, _ in parsed.values())
     if precise_bn:
         without = [path for path, unet in unets.items() if not has_batchnorm(unet)]
@@ -176,7 +181,10 @@ def main(argv=None) -> dict:
     for path in args.models:
         scores = {}
         for text, (kind, value) in [(None, (None, None)), *parsed.items()]:
-            scores[text], _ = score(args, variant_pipeline(path, kind, value, cfg, args.seed, data), reference)
+            run_args = copy.copy(args)
+            if kind == "guidance":
+                run_args.guidance_scale = value
+            scores[text], _ = score(run_args, variant_pipeline(path, kind, value, cfg, args.seed, data), reference)
         models[path] = {"as_saved": scores.pop(None), "variants": scores}
     result = {"models": models, "variants": variants, "table": table(models, variants), **setup_record(args)}
     emit(result)

@@ -247,7 +247,7 @@ def tiny_kept_model(path: Path):
 def test_sampler_variants_smoke(tmp_path):
     """Each variant is scored on the same model beside the model as saved; its change is the paired difference."""
     model = str(tiny_kept_model(tmp_path / "model"))
-    variants = ["spacing=leading", "guidance_rescale=0.7", "precise_bn=3"]
+    variants = ["spacing=leading", "guidance_rescale=0.7", "precise_bn=3", "guidance=4"]
     result = run_benchmark("sampler_variants.py", model, *DATA, "--conditional", "--guidance_scale", "2",
                            "--variants", *variants, tmp_path=tmp_path)
     assert RUNTIME_KEYS | {"models", "table", "variants"} <= set(result) and result["variants"] == variants
@@ -264,7 +264,7 @@ def test_sampler_variants_smoke(tmp_path):
     saved = SpritePipeline.from_pretrained(model).unet
     assert all(float(m.running_var.mean()) == 1.0 for m in saved.modules() if hasattr(m, "running_var"))
     for bad, word in (("spacing=sideways", "spacing is one of"), ("guidance_rescale=2", "in [0, 1]"),
-                      ("temperature=1", "is not one of")):
+                      ("temperature=1", "is not one of"), ("guidance=0.5", "guidance is >= 1")):
         done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sampler_variants.py"), model, "--variants",
                                "spacing=leading", bad], capture_output=True, text=True, timeout=120)
         assert done.returncode != 0 and word in done.stderr and bad in done.stderr
@@ -277,6 +277,10 @@ def test_sampler_variants_smoke(tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sampler_variants.py"), str(tmp_path / "plain"),
                            "--variants", "precise_bn=3"], capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "has no BatchNorm layer" in done.stderr
+    # guidance on a model scored without labels would be ignored: refused, not a no-op
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sampler_variants.py"), model, "--variants",
+                           "guidance=3"], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "needs --conditional" in done.stderr
     (tmp_path / "empty").mkdir()  # a folder that holds no pipeline: one line naming it, no traceback
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sampler_variants.py"), str(tmp_path / "empty"),
                            "--variants", "spacing=leading"], capture_output=True, text=True, timeout=120)
