@@ -150,7 +150,7 @@ def test_ablation_smoke(tmp_path):
     assert RUNTIME_KEYS | {"results", "runs", "table", "levers"} <= set(result)
     variants = {"best", "without_min_snr", "without_lr_schedule", "with_ema", "with_cosine_schedule", "without_narrow",
                 "with_higher_lr", "with_cosine_plain", "with_sigmoid_schedule", "with_adam_beta2",
-                "with_group_norm", "with_label_dropout"}
+                "with_group_norm", "without_label_dropout"}
     assert set(result["table"]) == variants
     assert sorted(p.name for p in (tmp_path / "grids").iterdir()) == sorted(f"{v}.png" for v in variants | {"real"})
     # each variant trained with its lever set back to the faithful preset's value, or (a lever the recipe leaves out)
@@ -167,8 +167,8 @@ def test_ablation_smoke(tmp_path):
     assert beta2_run["train"]["lever_values"] == {"adam_beta2": pytest.approx(0.99)}
     (group_norm_run,) = result["runs"]["with_group_norm"]["0.25"]
     assert group_norm_run["train"]["lever_values"] == {"block_norm": "group"}
-    (dropout_run,) = result["runs"]["with_label_dropout"]["0.25"]
-    assert dropout_run["train"]["lever_values"] == {"cond_drop_prob": pytest.approx(0.2)}
+    (dropout_run,) = result["runs"]["without_label_dropout"]["0.25"]
+    assert dropout_run["train"]["lever_values"] == {"cond_drop_prob": pytest.approx(0.1)}
     kept = ContextUnet.from_pretrained(tmp_path / "models" / "with_group_norm-0.25min-seed0" / "unet")
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in kept.modules())  # and the model scored has none
     (wide_run,) = result["runs"]["without_narrow"]["0.25"]  # the width reaches the run past the benchmark's own flag

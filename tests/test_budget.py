@@ -395,10 +395,11 @@ def test_a_flag_length_replaces_the_presets_budget_with_a_log_line(caplog):
 
 def test_the_fast_presets_are_the_course_models_spending_minutes_differently():
     fast, course = parse_train_args(["--preset", "sprites_context_fast"]), parse_train_args(["--preset", "sprites_context"])
-    same = ("model", "resolution", "in_channels", "conditional", "cond_drop_prob", "ddpm_beta_schedule",
-            "ddpm_num_steps", "prediction_type")
+    same = ("model", "resolution", "in_channels", "conditional", "ddpm_beta_schedule", "ddpm_num_steps",
+            "prediction_type")
     assert [getattr(fast, k) for k in same] == [getattr(course, k) for k in same]
     assert (fast.n_feat, course.n_feat) == (32, 64)  # the width lever: the same network, half as wide
+    assert (fast.cond_drop_prob, course.cond_drop_prob) == (0.2, 0.1)  # the label-dropout lever
     assert fast.time_budget_minutes == 10 and fast.lr_warmup_ratio and fast.mixed_precision == "auto"
     plain = parse_train_args(["--preset", "sprites_fast"])
     assert not plain.conditional and plain.time_budget_minutes == 10 and plain.model == "context_unet"
